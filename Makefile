@@ -1,0 +1,53 @@
+# kaggle-digits: the habits of cookiecutter-data-science.
+# `make install download cv submit` goes from nothing to a scored submission.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+CLI := $(BIN)/kaggle-digits
+PRESET ?= default
+FOLDS ?= 5
+BENCH_DATA ?= ../shared/datasets/digit-recognizer.zip
+
+.PHONY: install download info cv submit submissions test lint format bench clean
+
+install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+download: $(INSTALLED)  ## fetch the competition CSVs through the Kaggle API
+	$(CLI) download
+
+info: $(INSTALLED)  ## shapes, label counts, pixel statistics, a grid of sample digits
+	$(CLI) info
+
+cv: $(INSTALLED)  ## k-fold CNN ensemble: make cv PRESET=quick FOLDS=5
+	$(CLI) cv --preset $(PRESET) --folds $(FOLDS)
+
+submit: $(INSTALLED)  ## submit the newest complete run and wait for its score
+	$(CLI) submit
+
+submissions: $(INSTALLED)  ## the submissions ledger with remote scores
+	$(CLI) submissions
+
+test: $(INSTALLED)  ## the test suite (small generated data, no network)
+	$(BIN)/pytest -q
+
+lint: $(INSTALLED)  ## ruff check and format check
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(INSTALLED)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+bench: $(INSTALLED)  ## load + cv timings on the full data: make bench PRESET=quick
+	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --preset $(PRESET) --folds $(FOLDS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,197 @@
+"""CSV files -> validated uint8 image arrays, cached next to the CSVs.
+
+Every check names the file, the row and the column of the first problem it finds.
+Rows are counted from 1 after the header, so row R is on line R + 1 of the file.
+"""
+
+import csv
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kaggle_digits.competition import Competition
+from kaggle_digits.errors import UserError
+
+CACHE_NAME = "cache.npz"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    train_images: np.ndarray  # uint8, N x H x W x C
+    train_labels: np.ndarray  # int64, N
+    test_images: np.ndarray  # uint8, M x H x W x C
+    fingerprint: str  # sha256 of the CSV files and the spec that read them
+
+
+def load_dataset(competition: Competition, data_root: Path) -> Dataset:
+    """The competition's train and test images, from the cache when the CSVs are unchanged."""
+    folder = Path(data_root) / competition.slug
+    paths = [folder / name for name in competition.data_files]
+    for path in paths:
+        if not path.is_file():
+            raise UserError(f"{path}: not found; run `kaggle-digits download` first")
+    fingerprint = fingerprint_files(paths, salt=competition.fingerprint())
+    cached = _read_cache(folder / CACHE_NAME, fingerprint)
+    if cached is not None:
+        return cached
+    train_path, test_path, sample_path = paths
+    train_images, train_labels = read_train_csv(train_path, competition)
+    test_images = read_test_csv(test_path, competition, expected_rows=competition.test_rows)
+    read_sample_submission(sample_path, competition, expected_rows=len(test_images))
+    dataset = Dataset(train_images, train_labels, test_images, fingerprint)
+    _write_cache(folder / CACHE_NAME, dataset)
+    return dataset
+
+
+def fingerprint_files(paths: list[Path], salt: str = "") -> str:
+    digest = hashlib.sha256(salt.encode())
+    for path in paths:
+        with open(path, "rb") as file:
+            digest.update(hashlib.file_digest(file, "sha256").digest())
+    return digest.hexdigest()
+
+
+def read_train_csv(path: Path, competition: Competition) -> tuple[np.ndarray, np.ndarray]:
+    frame = _read_csv(path, competition.train_columns)
+    _check_row_count(path, len(frame), competition.train_rows)
+    values = _integer_values(frame, path)
+    labels = values[:, 0]
+    bad = ~np.isin(labels, competition.classes)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise UserError(
+            f"{path}: row {row + 1}, column '{competition.label_column}': label {labels[row]} "
+            f"is not one of the classes {list(competition.classes)}"
+        )
+    images = _pixels_to_images(values[:, 1:], path, competition)
+    return images, labels.astype(np.int64)
+
+
+def read_test_csv(
+    path: Path, competition: Competition, expected_rows: int | None = None
+) -> np.ndarray:
+    frame = _read_csv(path, competition.pixel_columns)
+    if expected_rows is not None:
+        _check_row_count(path, len(frame), expected_rows)
+    return _pixels_to_images(_integer_values(frame, path), path, competition)
+
+
+def read_sample_submission(path: Path, competition: Competition, expected_rows: int) -> np.ndarray:
+    """The sample submission's ids, checked to be id_start, id_start + 1, ... in order."""
+    frame = _read_csv(path, competition.submission_columns)
+    _check_row_count(path, len(frame), expected_rows)
+    ids = _integer_values(frame[[competition.id_column]], path)[:, 0]
+    expected_ids = np.arange(competition.id_start, competition.id_start + expected_rows)
+    wrong = ids != expected_ids
+    if wrong.any():
+        row = int(np.argmax(wrong))
+        raise UserError(
+            f"{path}: row {row + 1}, column '{competition.id_column}': "
+            f"expected id {expected_ids[row]}, found {ids[row]}"
+        )
+    return ids
+
+
+def _read_csv(path: Path, expected_columns: list[str]) -> pd.DataFrame:
+    _check_header(path, expected_columns)
+    try:
+        return pd.read_csv(path, engine="c")
+    except pd.errors.ParserError as error:
+        raise UserError(f"{path}: {_describe_parser_error(error)}") from None
+
+
+def _check_header(path: Path, expected: list[str]) -> None:
+    with open(path, newline="") as file:
+        header = next(csv.reader(file), None)
+    if not header:
+        raise UserError(f"{path}: the file is empty; expected the header {_preview(expected)}")
+    for index, (found, wanted) in enumerate(zip(header, expected, strict=False)):
+        if found != wanted:
+            raise UserError(
+                f"{path}: header column {index + 1} is '{found}', expected '{wanted}'"
+            )
+    if len(header) != len(expected):
+        raise UserError(
+            f"{path}: the header has {len(header)} columns, expected {len(expected)} "
+            f"({_preview(expected)})"
+        )
+
+
+def _preview(columns: list[str]) -> str:
+    shown = ",".join(columns[:3])
+    return f"{shown},...,{columns[-1]}" if len(columns) > 4 else ",".join(columns)
+
+
+def _describe_parser_error(error: Exception) -> str:
+    match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+    if not match:
+        return f"cannot parse the CSV ({error})"
+    expected, line, saw = (int(group) for group in match.groups())
+    return f"row {line - 1} (line {line}) has {saw} fields, expected {expected}"
+
+
+def _check_row_count(path: Path, rows: int, expected: int) -> None:
+    if rows != expected:
+        raise UserError(f"{path}: has {rows} rows, expected {expected}")
+
+
+def _integer_values(frame: pd.DataFrame, path: Path) -> np.ndarray:
+    """The frame as an int64 array, or a UserError at the first missing or non-integer cell."""
+    bad_cells = []  # (row, column) of the first bad cell of each column that has one
+    for column in frame.columns:
+        if pd.api.types.is_integer_dtype(frame[column]):
+            continue
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = numbers.isna().to_numpy() | (numbers.to_numpy() % 1 != 0)
+        if bad.any():
+            bad_cells.append((int(np.argmax(bad)), column))
+    if bad_cells:
+        row, column = min(bad_cells, key=lambda cell: cell[0])
+        value = frame[column].iloc[row]
+        what = "is missing" if pd.isna(value) else f"is '{value}', not an integer"
+        raise UserError(f"{path}: row {row + 1}, column '{column}': the value {what}")
+    return frame.to_numpy(dtype=np.int64)
+
+
+def _pixels_to_images(pixels: np.ndarray, path: Path, competition: Competition) -> np.ndarray:
+    low, high = competition.pixel_range
+    outside = (pixels < low) | (pixels > high)
+    if outside.any():
+        row, column = np.argwhere(outside)[0]
+        name = competition.pixel_columns[column]
+        raise UserError(
+            f"{path}: row {row + 1}, column '{name}': pixel {pixels[row, column]} "
+            f"is outside {low}-{high}"
+        )
+    return pixels.astype(np.uint8).reshape(-1, *competition.image_shape)
+
+
+def _read_cache(path: Path, fingerprint: str) -> Dataset | None:
+    try:
+        with np.load(path) as cache:
+            if str(cache["fingerprint"]) != fingerprint:
+                return None
+            return Dataset(
+                cache["train_images"], cache["train_labels"], cache["test_images"], fingerprint
+            )
+    except (OSError, KeyError, ValueError):
+        return None  # no cache, or one from another version: rebuild it
+
+
+def _write_cache(path: Path, dataset: Dataset) -> None:
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
+        np.savez(
+            tmp,
+            train_images=dataset.train_images,
+            train_labels=dataset.train_labels,
+            test_images=dataset.test_images,
+            fingerprint=np.array(dataset.fingerprint),
+        )
+    os.replace(tmp.name, path)
+

@@ -1,0 +1,136 @@
+"""Every call to Kaggle goes through here, and so does turning Kaggle's failures into one-line
+UserErrors. Nothing else in the toolkit imports the `kaggle` package."""
+
+import contextlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from kaggle_digits.errors import UserError
+
+CREDENTIALS_HELP = (
+    "no Kaggle credentials found: set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY, "
+    "or save ~/.kaggle/kaggle.json (create a token at https://www.kaggle.com/settings/api)"
+)
+
+
+@dataclass(frozen=True)
+class RemoteSubmission:
+    ref: int
+    status: str  # PENDING, COMPLETE or ERROR
+    public_score: str | None
+    error: str | None
+    description: str | None
+
+
+def authenticated_api():
+    """A KaggleApi that has found credentials, or a UserError saying how to provide them."""
+    # Importing `kaggle` authenticates at import time and prints a help text when it finds
+    # no credentials; keep that text off the user's screen, we say it in one line below.
+    with contextlib.redirect_stdout(io.StringIO()):
+        from kaggle.api.kaggle_api_extended import KaggleApi
+
+        api = KaggleApi()
+        try:
+            api.authenticate()
+        except SystemExit:
+            raise UserError(CREDENTIALS_HELP) from None
+    return api
+
+
+@contextlib.contextmanager
+def kaggle_errors(slug: str, action: str) -> Iterator[None]:
+    """Turn the kaggle client's exceptions into one-line UserErrors about `action`."""
+    try:
+        yield
+    except requests.exceptions.HTTPError as error:
+        raise UserError(f"{action} failed: {_explain_http_error(error, slug)}") from None
+    except requests.exceptions.ConnectionError:
+        raise UserError(
+            f"{action} failed: cannot reach Kaggle; check your network connection"
+        ) from None
+    except requests.exceptions.Timeout:
+        raise UserError(f"{action} failed: Kaggle did not answer in time; try again") from None
+
+
+def _explain_http_error(error: requests.exceptions.HTTPError, slug: str) -> str:
+    status, message = _status_and_message(error)
+    if status == 401:
+        return (
+            "Kaggle rejected the credentials (401); check KAGGLE_USERNAME/KAGGLE_KEY, "
+            "KAGGLE_API_TOKEN or ~/.kaggle/kaggle.json, or create a new token at "
+            "https://www.kaggle.com/settings/api"
+        )
+    if status == 403 and "rules" in message.lower():
+        return (
+            "you have not accepted this competition's rules (403); accept them at "
+            f"https://www.kaggle.com/competitions/{slug}/rules and try again"
+        )
+    if status == 403:
+        return f"Kaggle refused access (403): {message}"
+    if status == 404:
+        return (
+            f"competition '{slug}' not found on Kaggle (404); check `slug` in the competition spec"
+        )
+    if message.startswith("Submission not allowed"):
+        return f"daily submission limit reached: {message}"
+    return f"Kaggle answered {status}: {message}"
+
+
+def _status_and_message(error: requests.exceptions.HTTPError) -> tuple[int, str]:
+    response = error.response
+    status = response.status_code if response is not None else 0
+    message = str(error.args[0]) if error.args else ""
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        body = response.json()
+        status = int(body.get("code", status))
+        message = str(body.get("message", message))
+    return status, message
+
+
+def download_competition_zip(slug: str, folder: Path) -> Path:
+    """Download the competition's data zip into `folder`; return its path."""
+    with kaggle_errors(slug, "download"):
+        api = authenticated_api()
+        try:
+            api.competition_download_files(slug, path=str(folder), force=True, quiet=True)
+        except ValueError as error:  # the client's check that every byte arrived
+            raise UserError(f"download failed: the zip arrived incomplete ({error})") from None
+    zips = sorted(Path(folder).glob("*.zip"))
+    if not zips:
+        raise UserError(f"download failed: Kaggle sent no zip file for '{slug}'")
+    return zips[0]
+
+
+def submit_file(slug: str, csv_path: Path, message: str) -> int:
+    """Upload a submission file; return Kaggle's reference for it."""
+    with kaggle_errors(slug, "submission"), contextlib.redirect_stdout(io.StringIO()) as printed:
+        api = authenticated_api()
+        response = api.competition_submit(str(csv_path), message, slug, quiet=True)
+    if response.message == api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE:
+        detail = printed.getvalue().strip().splitlines()
+        reason = detail[-1] if detail else "the upload did not complete"
+        raise UserError(f"submission failed: uploading {csv_path.name} failed ({reason})")
+    return int(response.ref)
+
+
+def list_submissions(slug: str) -> list[RemoteSubmission]:
+    """The user's submissions to the competition, newest first."""
+    with kaggle_errors(slug, "listing submissions"):
+        api = authenticated_api()
+        submissions = api.competition_submissions(slug, page_size=100) or []
+    return [
+        RemoteSubmission(
+            ref=int(sub.ref),
+            status=sub.status.name if hasattr(sub.status, "name") else str(sub.status),
+            public_score=sub.public_score or None,
+            error=sub.error_description or None,
+            description=sub.description or None,
+        )
+        for sub in submissions
+        if sub is not None
+    ]
+

@@ -1,0 +1,60 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from kaggle_stub import StubKaggle  # noqa: E402
+from synthetic import SLUG, competition_zip, write_competition, write_spec  # noqa: E402
+
+TRAIN_ROWS, TEST_ROWS = 200, 50
+
+
+@pytest.fixture
+def small(tmp_path):
+    """A small competition on disk: spec + data/<slug>/ CSVs."""
+    return write_competition(tmp_path, TRAIN_ROWS, TEST_ROWS)
+
+
+@pytest.fixture
+def isolated_home(tmp_path, monkeypatch):
+    """No credentials from the developer's machine leak into a test."""
+    home = tmp_path / "home"
+    (home / ".kaggle").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    for name in list(os.environ):
+        if name.startswith("KAGGLE_"):
+            monkeypatch.delenv(name)
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    monkeypatch.setattr(KaggleApi, "config_dir", str(home / ".kaggle"))
+    monkeypatch.setattr(KaggleApi, "config", str(home / ".kaggle" / "kaggle.json"))
+    return home
+
+
+@pytest.fixture
+def kaggle_server(tmp_path, monkeypatch, isolated_home):
+    """The stand-in Kaggle server, with the real client pointed at it and credentials set."""
+    from kaggle.api.kaggle_api_extended import KaggleApi
+    from kagglesdk import kaggle_env
+
+    zip_bytes, test_labels = competition_zip(TRAIN_ROWS, TEST_ROWS)
+    stub = StubKaggle(slug=SLUG, zip_bytes=zip_bytes, hidden_labels=list(test_labels)).start()
+    monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.LOCAL, stub.url)
+    monkeypatch.setattr(KaggleApi, "args", ["--local"])
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "LOCALHOST")
+    monkeypatch.setenv("KAGGLE_USERNAME", stub.username)
+    monkeypatch.setenv("KAGGLE_KEY", stub.key)
+    stub.spec_path = write_spec(tmp_path, TRAIN_ROWS, TEST_ROWS)
+    stub.data_dir = tmp_path / "data"
+    yield stub
+    stub.stop()
+
+
+def pytest_configure(config):
+    # Keep the import of `kaggle` (which authenticates at import) from seeing real credentials.
+    os.environ.pop("KAGGLE_API_TOKEN", None)

@@ -1,0 +1,178 @@
+"""A stand-in for Kaggle's API on loopback, spoken to by the real `kaggle` client.
+
+It implements the few CompetitionApiService methods the toolkit uses, with the same JSON
+shapes (camelCase fields, errors as {"code": ..., "message": ...}) and HTTP basic auth.
+Tests change its attributes to make it fail in the ways Kaggle does.
+"""
+
+import base64
+import io
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+
+SERVICE = "/api/v1/competitions.CompetitionApiService/"
+RULES_MESSAGE = "You must accept this competition's rules before you'll be able to download files."
+
+
+@dataclass
+class StubSubmission:
+    ref: int
+    file_name: str
+    description: str
+    content: bytes
+    status: str = "PENDING"
+    public_score: str = ""
+    error_description: str = ""
+    polls: int = 0
+
+
+@dataclass
+class StubKaggle:
+    slug: str
+    zip_bytes: bytes
+    username: str = "tester"
+    key: str = "secret-key-123"
+    hidden_labels: list[int] | None = None  # scores uploads when set
+    rules_accepted: bool = True
+    submissions_left: int = 5
+    fail_next_upload: int = 0  # how many PUTs to answer with 500
+    polls_before_scored: int = 1
+    submissions: list[StubSubmission] = field(default_factory=list)
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    url: str = ""
+
+    def start(self) -> "StubKaggle":
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def score(self, content: bytes) -> tuple[str, str, str]:
+        """(status, public score, error) for an uploaded CSV, as Kaggle would judge it."""
+        try:
+            frame = pd.read_csv(io.BytesIO(content))
+            labels = frame["Label"].to_numpy()
+            assert list(frame.columns) == ["ImageId", "Label"]
+            assert len(labels) == len(self.hidden_labels)
+        except Exception:
+            return "ERROR", "", "Submission file has an invalid format."
+        accuracy = float((labels == self.hidden_labels).mean())
+        return "COMPLETE", f"{accuracy:.5f}", ""
+
+
+def _handler_for(stub: StubKaggle) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def _send(self, status: int, body: bytes, content_type: str, headers=()) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, payload: dict) -> None:
+            self._send(status, json.dumps(payload).encode(), "application/json")
+
+        def _error(self, code: int, message: str) -> None:
+            self._json(code, {"code": code, "message": message})
+
+        def _authorized(self) -> bool:
+            expected = base64.b64encode(f"{stub.username}:{stub.key}".encode()).decode()
+            return self.headers.get("Authorization") == f"Basic {expected}"
+
+        def do_GET(self) -> None:
+            stub.calls.append(f"GET {self.path}")
+            if self.path == f"/files/{stub.slug}.zip":
+                self._send(200, stub.zip_bytes, "application/zip")
+            else:
+                self._error(404, "Not found")
+
+        def do_PUT(self) -> None:
+            stub.calls.append(f"PUT {self.path}")
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if stub.fail_next_upload > 0:
+                stub.fail_next_upload -= 1
+                self._error(500, "Upload failed")
+                return
+            stub.uploads[self.path.rsplit("/", 1)[-1]] = body
+            self._json(200, {})
+
+        def do_POST(self) -> None:
+            method = self.path.removeprefix(SERVICE)
+            stub.calls.append(method)
+            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            if not self._authorized():
+                self._error(401, "Unauthenticated")
+                return
+            if request.get("competitionName") != stub.slug:
+                self._error(404, "Competition not found")
+                return
+            handler = getattr(self, f"_{method}", None)
+            if handler is None:
+                self._error(404, f"Unknown method {method}")
+                return
+            handler(request)
+
+        def _DownloadDataFiles(self, request: dict) -> None:
+            if not stub.rules_accepted:
+                self._error(403, RULES_MESSAGE)
+                return
+            self._send(302, b"", "text/plain", [("Location", f"{stub.url}/files/{stub.slug}.zip")])
+
+        def _StartSubmissionUpload(self, request: dict) -> None:
+            token = f"token-{len(stub.uploads) + len(stub.calls)}"
+            self._json(200, {"token": token, "createUrl": f"{stub.url}/upload/{token}"})
+
+        def _CreateSubmission(self, request: dict) -> None:
+            if stub.submissions_left <= 0:
+                self._error(400, "Submission not allowed:  Your team has used its daily allowance.")
+                return
+            token = request.get("blobFileTokens", "")
+            if token not in stub.uploads:
+                self._error(400, "Unknown upload token")
+                return
+            stub.submissions_left -= 1
+            submission = StubSubmission(
+                ref=1000 + len(stub.submissions),
+                file_name=token,
+                description=request.get("submissionDescription", ""),
+                content=stub.uploads[token],
+            )
+            stub.submissions.append(submission)
+            self._json(200, {"message": "Successfully submitted", "ref": submission.ref})
+
+        def _ListSubmissions(self, request: dict) -> None:
+            rows = []
+            for submission in reversed(stub.submissions):
+                submission.polls += 1
+                if submission.status == "PENDING" and submission.polls > stub.polls_before_scored:
+                    status, score, error = stub.score(submission.content)
+                    submission.status = status
+                    submission.public_score = score
+                    submission.error_description = error
+                rows.append(
+                    {
+                        "ref": submission.ref,
+                        "fileName": "submission.csv",
+                        "description": submission.description,
+                        "status": submission.status,
+                        "publicScore": submission.public_score,
+                        "errorDescription": submission.error_description,
+                    }
+                )
+            self._json(200, {"submissions": rows})
+
+    return Handler

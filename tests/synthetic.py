@@ -1,0 +1,115 @@
+"""Small, learnable, Kaggle-shaped digit data that the tests make for themselves."""
+
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+
+SLUG = "digit-recognizer"
+
+SPEC = """
+slug = "{slug}"
+title = "Digit Recognizer (test)"
+metric = "accuracy"
+
+[files]
+train = "train.csv"
+test = "test.csv"
+sample_submission = "sample_submission.csv"
+
+[data]
+label_column = "label"
+pixel_prefix = "pixel"
+image_shape = [28, 28, 1]
+pixel_range = [0, 255]
+classes = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+train_rows = {train_rows}
+test_rows = {test_rows}
+
+[submission]
+id_column = "ImageId"
+id_start = 1
+label_column = "Label"
+"""
+
+
+def make_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` 28x28 uint8 images of the digits 0-9 (balanced), drawn with jittered size,
+    position and stroke, white on black like MNIST; and their labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 10
+    rng.shuffle(labels)
+    images = np.zeros((count, 28, 28), dtype=np.uint8)
+    for index, label in enumerate(labels):
+        font = ImageFont.load_default(size=int(rng.integers(18, 23)))
+        canvas = Image.new("L", (28, 28), 0)
+        draw = ImageDraw.Draw(canvas)
+        x, y = 14 + rng.integers(-2, 3), 14 + rng.integers(-2, 3)
+        draw.text((x, y), str(label), fill=255, font=font, anchor="mm",
+                  stroke_width=int(rng.integers(0, 2)), stroke_fill=255)
+        images[index] = np.asarray(canvas)
+    return images.reshape(count, 28, 28, 1), labels.astype(np.int64)
+
+
+@dataclass
+class SmallCompetition:
+    root: Path
+    spec_path: Path
+    data_dir: Path
+    folder: Path
+    test_labels: np.ndarray
+
+    @property
+    def train_csv(self) -> Path:
+        return self.folder / "train.csv"
+
+    @property
+    def test_csv(self) -> Path:
+        return self.folder / "test.csv"
+
+
+def write_spec(root: Path, train_rows: int, test_rows: int) -> Path:
+    spec_path = root / "competition.toml"
+    spec_path.write_text(SPEC.format(slug=SLUG, train_rows=train_rows, test_rows=test_rows))
+    return spec_path
+
+
+def competition_frames(train_rows: int, test_rows: int, seed: int = 0):
+    """(train, test, sample_submission) frames in Kaggle's format, and the test labels."""
+    images, labels = make_digits(train_rows + test_rows, seed)
+    pixels = images.reshape(len(images), -1)
+    columns = [f"pixel{i}" for i in range(784)]
+    train = pd.DataFrame(pixels[:train_rows], columns=columns)
+    train.insert(0, "label", labels[:train_rows])
+    test = pd.DataFrame(pixels[train_rows:], columns=columns)
+    sample = pd.DataFrame({"ImageId": np.arange(1, test_rows + 1), "Label": 0})
+    return train, test, sample, labels[train_rows:]
+
+
+def write_competition(root: Path, train_rows: int = 200, test_rows: int = 50) -> SmallCompetition:
+    """A spec and data/<slug>/{train,test,sample_submission}.csv under root."""
+    folder = root / "data" / SLUG
+    folder.mkdir(parents=True, exist_ok=True)
+    train, test, sample, test_labels = competition_frames(train_rows, test_rows)
+    train.to_csv(folder / "train.csv", index=False)
+    test.to_csv(folder / "test.csv", index=False)
+    sample.to_csv(folder / "sample_submission.csv", index=False)
+    spec_path = write_spec(root, train_rows, test_rows)
+    return SmallCompetition(root, spec_path, root / "data", folder, test_labels)
+
+
+def competition_zip(train_rows: int, test_rows: int, extra: dict[str, bytes] | None = None):
+    """The bytes of a Kaggle-shaped competition zip, and its hidden test labels."""
+    train, test, sample, test_labels = competition_frames(train_rows, test_rows)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("train.csv", train.to_csv(index=False))
+        archive.writestr("test.csv", test.to_csv(index=False))
+        archive.writestr("sample_submission.csv", sample.to_csv(index=False))
+        for name, content in (extra or {}).items():
+            archive.writestr(name, content)
+    return buffer.getvalue(), test_labels
