@@ -49,8 +49,15 @@ def make_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         canvas = Image.new("L", (28, 28), 0)
         draw = ImageDraw.Draw(canvas)
         x, y = 14 + rng.integers(-2, 3), 14 + rng.integers(-2, 3)
-        draw.text((x, y), str(label), fill=255, font=font, anchor="mm",
-                  stroke_width=int(rng.integers(0, 2)), stroke_fill=255)
+        draw.text(
+            (x, y),
+            str(label),
+            fill=255,
+            font=font,
+            anchor="mm",
+            stroke_width=int(rng.integers(0, 2)),
+            stroke_fill=255,
+        )
         images[index] = np.asarray(canvas)
     return images.reshape(count, 28, 28, 1), labels.astype(np.int64)
 

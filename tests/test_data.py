@@ -131,7 +131,9 @@ def test_sample_submission_must_match_the_test_rows(small):
 
 
 def test_sample_submission_ids_must_count_from_the_start(small):
-    rewrite(small.folder / "sample_submission.csv", lambda f: f.loc.__setitem__((3, "ImageId"), "40"))
+    rewrite(
+        small.folder / "sample_submission.csv", lambda f: f.loc.__setitem__((3, "ImageId"), "40")
+    )
     assert_user_error(info(small), "sample_submission.csv", "row 4", "'ImageId'", "expected id 4")
 
 
@@ -146,7 +148,9 @@ def test_missing_data_says_to_download(small):
 
 
 def test_missing_or_broken_spec(tmp_path, small):
-    assert_user_error(run_cli("--competition", tmp_path / "nope.toml", "info"), "nope.toml", "not found")
+    assert_user_error(
+        run_cli("--competition", tmp_path / "nope.toml", "info"), "nope.toml", "not found"
+    )
     broken = tmp_path / "broken.toml"
     broken.write_text('slug = "x"\n')
     assert_user_error(run_cli("--competition", broken, "info"), "broken.toml", "missing the field")

@@ -6,7 +6,9 @@ from synthetic import SLUG
 
 
 def download(server, *extra):
-    return run_cli("--competition", server.spec_path, "--data-dir", server.data_dir, "download", *extra)
+    return run_cli(
+        "--competition", server.spec_path, "--data-dir", server.data_dir, "download", *extra
+    )
 
 
 def folder_files(server):

@@ -6,9 +6,7 @@ Rows are counted from 1 after the header, so row R is on line R + 1 of the file.
 
 import csv
 import hashlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pandas as pd
 
 from kaggle_digits.competition import Competition
 from kaggle_digits.errors import UserError
+from kaggle_digits.files import atomic_path
 
 CACHE_NAME = "cache.npz"
 
@@ -113,9 +112,7 @@ def _check_header(path: Path, expected: list[str]) -> None:
         raise UserError(f"{path}: the file is empty; expected the header {_preview(expected)}")
     for index, (found, wanted) in enumerate(zip(header, expected, strict=False)):
         if found != wanted:
-            raise UserError(
-                f"{path}: header column {index + 1} is '{found}', expected '{wanted}'"
-            )
+            raise UserError(f"{path}: header column {index + 1} is '{found}', expected '{wanted}'")
     if len(header) != len(expected):
         raise UserError(
             f"{path}: the header has {len(header)} columns, expected {len(expected)} "
@@ -185,7 +182,7 @@ def _read_cache(path: Path, fingerprint: str) -> Dataset | None:
 
 
 def _write_cache(path: Path, dataset: Dataset) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
+    with atomic_path(path) as tmp:
         np.savez(
             tmp,
             train_images=dataset.train_images,
@@ -193,5 +190,3 @@ def _write_cache(path: Path, dataset: Dataset) -> None:
             test_images=dataset.test_images,
             fingerprint=np.array(dataset.fingerprint),
         )
-    os.replace(tmp.name, path)
-

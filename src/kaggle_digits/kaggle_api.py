@@ -133,4 +133,3 @@ def list_submissions(slug: str) -> list[RemoteSubmission]:
         for sub in submissions
         if sub is not None
     ]
-

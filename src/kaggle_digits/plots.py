@@ -1,7 +1,5 @@
 """Every figure the toolkit draws: each a function from arrays to a PNG path."""
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,21 +9,18 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from kaggle_digits.files import atomic_path  # noqa: E402
+
 
 def _save(figure: plt.Figure, path: Path) -> Path:
     """Write the PNG atomically, so a half-written figure never replaces a good one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
+    with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     plt.close(figure)
-    os.replace(tmp.name, path)
-    return path
+    return Path(path)
 
 
-def sample_grid(
-    images: np.ndarray, titles: Sequence[str], path: Path, columns: int = 10
-) -> Path:
+def sample_grid(images: np.ndarray, titles: Sequence[str], path: Path, columns: int = 10) -> Path:
     """A grid of digits, each with its title (the label, or prediction and truth)."""
     rows = max(1, -(-len(images) // columns))
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.25))
@@ -34,4 +29,89 @@ def sample_grid(
         if index < len(images):
             axis.imshow(images[index].squeeze(), cmap="gray_r", vmin=0, vmax=255)
             axis.set_title(titles[index], fontsize=9)
+    return _save(figure, path)
+
+
+def learning_curves(histories: dict[int, dict[str, dict[str, list[float]]]], path: Path) -> Path:
+    """Loss and accuracy per epoch, one panel per fold, a line per member: training (dashed)
+    and held-out (solid, only evaluated, never used to choose anything by default)."""
+    folds = sorted(histories)
+    figure, axes = plt.subplots(2, len(folds), figsize=(3.2 * len(folds), 5.5), squeeze=False)
+    for column, fold in enumerate(folds):
+        for index, (architecture, history) in enumerate(histories[fold].items()):
+            color = f"C{index}"
+            epochs = np.arange(1, len(history["loss"]) + 1)
+            for row, metric in enumerate(("loss", "accuracy")):
+                axis = axes[row, column]
+                axis.plot(epochs, history[metric], "--", color=color, alpha=0.6)
+                if f"val_{metric}" in history:
+                    axis.plot(epochs, history[f"val_{metric}"], color=color, label=architecture)
+        axes[0, column].set_title(f"fold {fold + 1}")
+        axes[0, column].set_yscale("log")
+        axes[1, column].set_ylim(0.97, 1.0)
+        axes[1, column].set_xlabel("epoch")
+    axes[0, 0].set_ylabel("loss (log)")
+    axes[1, 0].set_ylabel("accuracy")
+    axes[0, 0].legend(fontsize=7)
+    figure.suptitle("training (dashed) and held-out (solid)")
+    return _save(figure, path)
+
+
+def confusion_matrix_figure(matrix: np.ndarray, classes: Sequence[int], path: Path) -> Path:
+    """Counts of (true, predicted) pairs; the diagonal is dimmed so the mistakes stand out."""
+    off_diagonal = matrix.astype(float).copy()
+    np.fill_diagonal(off_diagonal, 0)
+    figure, axis = plt.subplots(figsize=(6.5, 5.5))
+    image = axis.imshow(off_diagonal, cmap="Reds")
+    for (true, predicted), count in np.ndenumerate(matrix):
+        color = "grey" if true == predicted else "black"
+        axis.text(predicted, true, str(count), ha="center", va="center", fontsize=7, color=color)
+    axis.set_xticks(range(len(classes)), [str(c) for c in classes])
+    axis.set_yticks(range(len(classes)), [str(c) for c in classes])
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(f"out-of-fold confusion matrix ({matrix.trace()}/{matrix.sum()} right)")
+    figure.colorbar(image, ax=axis, label="mistakes")
+    return _save(figure, path)
+
+
+def confident_mistakes(
+    images: np.ndarray,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    classes: Sequence[int],
+    path: Path,
+    count: int = 12,
+) -> Path:
+    """The out-of-fold mistakes the ensemble was surest of: each digit with its true and
+    predicted label, beside a bar chart of the predicted probabilities."""
+    predicted = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    worst = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:count]
+    columns = 4
+    rows = max(1, -(-len(worst) // columns))
+    figure, axes = plt.subplots(
+        rows, columns * 2, figsize=(columns * 3.6, rows * 1.9), squeeze=False
+    )
+    for axis in axes.ravel():
+        axis.axis("off")
+    for index, row in enumerate(worst):
+        image_axis = axes[index // columns, (index % columns) * 2]
+        bar_axis = axes[index // columns, (index % columns) * 2 + 1]
+        image_axis.imshow(images[row].squeeze(), cmap="gray_r", vmin=0, vmax=255)
+        image_axis.set_title(
+            f"true {classes[labels[row]]} / pred {classes[predicted[row]]}", fontsize=8
+        )
+        bar_axis.axis("on")
+        colors = [
+            "C2" if c == labels[row] else "C3" if c == predicted[row] else "C7"
+            for c in range(len(classes))
+        ]
+        bar_axis.bar(range(len(classes)), probs[row], color=colors)
+        bar_axis.set_xticks(range(len(classes)), [str(c) for c in classes], fontsize=6)
+        bar_axis.set_ylim(0, 1)
+        bar_axis.tick_params(axis="y", labelsize=6)
+    if not len(worst):
+        axes[0, 0].set_title("no out-of-fold mistakes")
+    figure.suptitle("most confidently wrong out-of-fold predictions (green: true, red: predicted)")
     return _save(figure, path)

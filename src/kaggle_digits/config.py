@@ -1,0 +1,138 @@
+"""One CVConfig carries every option of a cross-validation run. Presets are instances of it;
+the CLI only overrides fields. It is saved as config.json beside the run's outputs."""
+
+import dataclasses
+import platform
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from kaggle_digits.errors import UserError
+
+
+@dataclass(frozen=True)
+class CVConfig:
+    preset: str = "default"
+    folds: int = 5
+    members: tuple[str, ...] = ("fast-cnn",)  # architectures, see models.ARCHITECTURES
+    epochs: int = 12
+    batch_size: int = 128
+    seed: int = 42
+    learning_rate: float = 3e-3  # peak of the one-cycle schedule (warm-up, cosine decay)
+    warmup_fraction: float = 0.15
+    label_smoothing: float = 0.0
+    augment: bool = True  # random rotation, zoom and shift while training; never flips
+    rotation_degrees: float = 10.0
+    zoom: float = 0.10
+    shift: float = 0.10
+    tta: int = 0  # augmented copies of each image averaged with it at prediction time
+    early_stopping: int = 0  # patience on the held-out fold; > 0 makes the CV score optimistic
+
+    @property
+    def optimistic(self) -> bool:
+        """Whether anything is chosen on a fold's own held-out rows."""
+        return self.early_stopping > 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "CVConfig":
+        known = {field.name for field in dataclasses.fields(cls)}
+        values = {key: value for key, value in values.items() if key in known}
+        values["members"] = tuple(values.get("members", cls.members))
+        return cls(**values)
+
+
+PRESETS = {
+    # a smoke run of the whole cross-validation: minutes on a 2-core CPU
+    "quick": CVConfig(
+        preset="quick",
+        members=("tiny-cnn",),
+        epochs=2,
+        batch_size=256,
+        learning_rate=6e-3,
+        augment=False,
+    ),
+    # the best ensemble that fits about an hour on a 2-core CPU
+    "default": CVConfig(preset="default"),
+    # for a GPU: a diverse ensemble of bigger nets, long schedules, test-time augmentation
+    "strong": CVConfig(
+        preset="strong",
+        members=("strided-cnn", "vgg-bn", "resnet", "fast-cnn"),
+        epochs=40,
+        batch_size=128,
+        label_smoothing=0.05,
+        tta=4,
+    ),
+}
+
+
+def preset_config(name: str, **overrides) -> CVConfig:
+    """A preset with the given fields replaced; None means 'keep the preset's value'."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset '{name}' (choose from {', '.join(PRESETS)})")
+    config = dataclasses.replace(
+        PRESETS[name], **{key: value for key, value in overrides.items() if value is not None}
+    )
+    validate(config)
+    return config
+
+
+def validate(config: CVConfig) -> None:
+    from kaggle_digits.models import ARCHITECTURES
+
+    unknown = [name for name in config.members if name not in ARCHITECTURES]
+    if unknown:
+        raise UserError(
+            f"unknown architecture {', '.join(unknown)} (known: {', '.join(sorted(ARCHITECTURES))})"
+        )
+    checks = {
+        "--folds must be at least 2": config.folds >= 2,
+        "--members needs at least one architecture": len(config.members) >= 1,
+        "--epochs must be at least 1": config.epochs >= 1,
+        "--batch-size must be at least 1": config.batch_size >= 1,
+        "--tta must be 0 or more": config.tta >= 0,
+    }
+    for message, ok in checks.items():
+        if not ok:
+            raise UserError(message)
+
+
+def provenance(data_fingerprint: str) -> dict:
+    """What else a result depends on: data, code version, packages, backend."""
+    import keras
+
+    packages = ["kaggle-digits", "keras", "tensorflow", "numpy", "scikit-learn", "pandas"]
+    versions = {}
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "data_fingerprint": data_fingerprint,
+        "git_commit": _git_commit(),
+        "keras_backend": keras.backend.backend(),
+        "python": platform.python_version(),
+        "packages": versions,
+    }
+
+
+def _git_commit() -> str | None:
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit

@@ -1,0 +1,102 @@
+"""Fitting one model: augmentation, the learning-rate schedule, callbacks, and prediction with
+optional test-time augmentation. Knows nothing of folds or files."""
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from kaggle_digits.config import CVConfig
+from kaggle_digits.models import build_model
+
+
+def augmentation(config: CVConfig, seed: int) -> keras.Sequential:
+    """Small random rotations, zooms and shifts, as handwriting varies; never flips,
+    which would turn digits into other shapes."""
+    return keras.Sequential(
+        [
+            keras.layers.RandomRotation(config.rotation_degrees / 360, seed=seed),
+            keras.layers.RandomZoom(config.zoom, config.zoom, seed=seed + 1),
+            keras.layers.RandomTranslation(config.shift, config.shift, seed=seed + 2),
+        ],
+        name="augmentation",
+    )
+
+
+def one_cycle(config: CVConfig, steps_per_epoch: int) -> keras.optimizers.schedules.CosineDecay:
+    """Linear warm-up to the peak learning rate, then cosine decay to nearly zero."""
+    total_steps = max(1, config.epochs * steps_per_epoch)
+    warmup_steps = int(config.warmup_fraction * total_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 25,
+        decay_steps=total_steps - warmup_steps,
+        warmup_target=config.learning_rate,
+        warmup_steps=warmup_steps,
+        alpha=1e-3,
+    )
+
+
+def train_model(
+    architecture: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: CVConfig,
+    num_classes: int,
+    seed: int,
+    holdout: tuple[np.ndarray, np.ndarray] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Train `architecture` on (images, labels); return the model and its per-epoch history.
+
+    The held-out rows, if given, are only evaluated after each epoch for the learning
+    curves, unless config.early_stopping asks to pick the best epoch on them.
+    """
+    keras.utils.set_random_seed(seed)
+    model = build_model(architecture, images.shape[1:], num_classes)
+    inputs = keras.Input(shape=images.shape[1:], dtype="uint8")
+    trained = augmentation(config, seed)(inputs) if config.augment else inputs
+    trainer = keras.Model(inputs, model(trained), name=f"train_{model.name}")
+    steps_per_epoch = -(-len(images) // config.batch_size)
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(one_cycle(config, steps_per_epoch)),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    fit_callbacks = list(callbacks)
+    if config.early_stopping and holdout is not None:
+        fit_callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", patience=config.early_stopping, restore_best_weights=True
+            )
+        )
+    validation = None
+    if holdout is not None:
+        validation = (holdout[0], keras.utils.to_categorical(holdout[1], num_classes))
+    history = trainer.fit(
+        images,
+        keras.utils.to_categorical(labels, num_classes),
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=validation,
+        shuffle=True,
+        callbacks=fit_callbacks,
+        verbose=0,
+    )
+    curves = {name: [float(value) for value in values] for name, values in history.history.items()}
+    return model, curves
+
+
+def predict_probs(
+    model: keras.Model, images: np.ndarray, config: CVConfig, seed: int = 0
+) -> np.ndarray:
+    """Class probabilities; with config.tta = k, the mean over the image and k augmented
+    copies of it."""
+    probs = model.predict(images, batch_size=1024, verbose=0)
+    if config.tta:
+        augment = augmentation(config, seed)
+        for _ in range(config.tta):
+            shifted = keras.ops.convert_to_numpy(augment(images, training=True))
+            shifted = np.clip(np.rint(shifted), 0, 255).astype(np.uint8)
+            probs = probs + model.predict(shifted, batch_size=1024, verbose=0)
+        probs = probs / (config.tta + 1)
+    return np.asarray(probs, dtype=np.float32)

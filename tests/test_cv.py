@@ -1,0 +1,197 @@
+import json
+
+import numpy as np
+import pytest
+from helpers import assert_user_error, run_cli
+
+from kaggle_digits.competition import load_competition
+from kaggle_digits.config import CVConfig, preset_config
+from kaggle_digits.cv import find_run, fold_assignment, pair_dir, run_cv
+from kaggle_digits.errors import UserError
+
+TINY = CVConfig(preset="test", folds=2, members=("mlp", "lc-cnn"), epochs=1, batch_size=32)
+
+
+def run_tiny(small, tmp_path, config=TINY, **kwargs):
+    competition = load_competition(small.spec_path)
+    return run_cv(
+        config, competition, small.data_dir, tmp_path / "runs", log=lambda line: None, **kwargs
+    )
+
+
+def test_folds_are_stratified_disjoint_covering_and_seeded():
+    labels = np.repeat(np.arange(10), 53)
+    fold_of_row = fold_assignment(labels, folds=5, seed=3)
+    assert set(fold_of_row) == set(range(5))  # every row is held out in exactly one fold
+    for fold in range(5):
+        counts = np.bincount(labels[fold_of_row == fold], minlength=10)
+        assert counts.max() - counts.min() <= 1  # each class spread evenly
+    assert np.array_equal(fold_of_row, fold_assignment(labels, folds=5, seed=3))
+    assert not np.array_equal(fold_of_row, fold_assignment(labels, folds=5, seed=4))
+
+
+def test_run_folder_holds_everything_submit_needs(small, tmp_path):
+    result = run_tiny(small, tmp_path)
+    run_dir = result.run_dir
+    for name in [
+        "config.json",
+        "metrics.json",
+        "folds.npy",
+        "oof_probs.npy",
+        "test_probs.npy",
+        "learning_curves.png",
+        "confusion_matrix.png",
+        "mistakes.png",
+        "summary.txt",
+    ]:
+        assert (run_dir / name).is_file(), name
+    for fold in range(2):
+        for member, architecture in enumerate(TINY.members):
+            folder = pair_dir(run_dir, fold, member, architecture)
+            for name in [
+                "model.keras",
+                "holdout_probs.npy",
+                "test_probs.npy",
+                "history.json",
+                "result.json",
+            ]:
+                assert (folder / name).is_file(), (folder, name)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["members"] == ["mlp", "lc-cnn"]
+    assert len(config["data_fingerprint"]) == 64
+    assert config["packages"]["keras"]
+    assert "git_commit" in config
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0 <= metrics["oof_accuracy"] <= 1
+    assert len(metrics["fold_accuracies"]) == 2
+    assert len(metrics["pairs"]) == 4
+    assert (tmp_path / "runs" / "latest").resolve() == run_dir.resolve()
+    assert find_run(tmp_path / "runs") == run_dir.resolve()
+
+
+def test_oof_covers_each_row_once_and_ensembles_average(small, tmp_path):
+    result = run_tiny(small, tmp_path)
+    fold_of_row = np.load(result.run_dir / "folds.npy")
+    assert result.oof_probs.shape == (200, 10)
+    assert result.test_probs.shape == (50, 10)
+    np.testing.assert_allclose(result.oof_probs.sum(axis=1), 1, rtol=1e-4)
+    all_test = []
+    for fold in range(2):
+        holdout = [
+            np.load(pair_dir(result.run_dir, fold, m, a) / "holdout_probs.npy")
+            for m, a in enumerate(TINY.members)
+        ]
+        assert holdout[0].shape[0] == (fold_of_row == fold).sum()
+        np.testing.assert_allclose(
+            result.oof_probs[fold_of_row == fold], np.mean(holdout, axis=0), rtol=1e-5
+        )
+        all_test += [
+            np.load(pair_dir(result.run_dir, fold, m, a) / "test_probs.npy")
+            for m, a in enumerate(TINY.members)
+        ]
+    np.testing.assert_allclose(result.test_probs, np.mean(all_test, axis=0), rtol=1e-5)
+
+
+def test_a_killed_run_resumes_without_retraining_finished_pairs(small, tmp_path):
+    competition = load_competition(small.spec_path)
+    lines = []
+
+    def killed_after_first_pair(line):
+        lines.append(line)
+        if "held-out accuracy" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cv(TINY, competition, small.data_dir, tmp_path / "runs", log=killed_after_first_pair)
+    [run_dir] = [p for p in (tmp_path / "runs").iterdir()]
+    first = pair_dir(run_dir, 0, 0, "mlp") / "result.json"
+    assert first.exists()
+    assert not (run_dir / "metrics.json").exists()
+    with pytest.raises(UserError, match="no complete run"):
+        find_run(tmp_path / "runs")  # an unfinished run is never taken as a result
+    with pytest.raises(UserError, match="not complete"):
+        find_run(tmp_path / "runs", run_dir.name)
+    stamp = first.stat().st_mtime_ns
+
+    resumed = []
+    result = run_cv(
+        TINY, competition, small.data_dir, tmp_path / "runs", resume=run_dir, log=resumed.append
+    )
+    assert first.stat().st_mtime_ns == stamp
+    assert any("member 1 mlp: done" in line for line in resumed)
+    assert sum("held-out accuracy" in line for line in resumed) == 3
+    assert (run_dir / "metrics.json").exists()
+    assert result.run_dir == run_dir
+
+
+def test_same_seed_same_oof(small, tmp_path):
+    config = CVConfig(preset="test", folds=2, members=("lc-cnn",), epochs=1, batch_size=32)
+    first = run_tiny(small, tmp_path / "a", config)
+    second = run_tiny(small, tmp_path / "b", config)
+    np.testing.assert_allclose(first.oof_probs, second.oof_probs, atol=1e-5)
+    assert first.metrics["oof_accuracy"] == second.metrics["oof_accuracy"]
+
+
+def test_tta_and_label_smoothing_run(small, tmp_path):
+    config = CVConfig(
+        preset="test", folds=2, members=("mlp",), epochs=1, tta=2, label_smoothing=0.1
+    )
+    result = run_tiny(small, tmp_path, config)
+    np.testing.assert_allclose(result.test_probs.sum(axis=1), 1, rtol=1e-4)
+
+
+def cv_cli(small, tmp_path, *args):
+    return run_cli(
+        "--competition",
+        small.spec_path,
+        "--data-dir",
+        small.data_dir,
+        "cv",
+        "--runs-dir",
+        tmp_path / "runs",
+        *args,
+    )
+
+
+def test_cli_cv_prints_config_progress_and_summary(small, tmp_path):
+    result = cv_cli(
+        small, tmp_path, "--preset", "quick", "--folds", "2", "--members", "mlp", "--epochs", "2"
+    )
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "config preset=quick, folds=2, members=('mlp',), epochs=2" in out
+    assert "fold 2/2 member 1/1 mlp epoch 2/2" in out and "ETA" in out
+    assert "CV accuracy (out-of-fold)" in out
+    assert "optimistic" not in out
+
+
+def test_cli_early_stopping_is_flagged_optimistic(small, tmp_path):
+    result = cv_cli(
+        small,
+        tmp_path,
+        "--preset",
+        "quick",
+        "--folds",
+        "2",
+        "--members",
+        "mlp",
+        "--epochs",
+        "2",
+        "--early-stopping",
+        "1",
+    )
+    assert result.exit_code == 0, result.output
+    assert "CV score is optimistic" in result.stdout
+
+
+def test_cli_rejects_bad_options(small, tmp_path):
+    assert_user_error(cv_cli(small, tmp_path, "--members", "mlp,nope"), "unknown architecture nope")
+    assert_user_error(cv_cli(small, tmp_path, "--preset", "huge"), "unknown preset 'huge'")
+    assert_user_error(cv_cli(small, tmp_path, "--folds", "1"), "--folds must be at least 2")
+    assert_user_error(cv_cli(small, tmp_path, "--resume", "nowhere"), "nowhere: no such run")
+    assert_user_error(cv_cli(small, tmp_path, "--resume", "x", "--epochs", "3"), "drop --epochs")
+
+
+def test_presets_are_valid():
+    for name in ("quick", "default", "strong"):
+        assert preset_config(name).preset == name

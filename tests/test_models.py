@@ -1,0 +1,53 @@
+import keras
+import numpy as np
+import pytest
+
+from kaggle_digits.models import ARCHITECTURES, LocallyConnected2D, build_model
+
+
+def test_locally_connected_layer_matches_a_direct_computation():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(2, 7, 6, 3)).astype("float32")
+    layer = LocallyConnected2D(filters=4, kernel_size=3, strides=2)
+    outputs = keras.ops.convert_to_numpy(layer(images))
+    kernel = keras.ops.convert_to_numpy(layer.kernel)  # (positions, 3*3*3, filters)
+    bias = keras.ops.convert_to_numpy(layer.bias)
+    assert outputs.shape == (2, 3, 2, 4)
+    expected = np.zeros_like(outputs)
+    for i in range(3):
+        for j in range(2):
+            window = images[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3, :].reshape(2, -1)
+            position = i * 2 + j
+            expected[:, i, j, :] = window @ kernel[position] + bias[position]
+    np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_locally_connected_weights_are_not_shared():
+    layer = LocallyConnected2D(filters=2, kernel_size=2)
+    layer.build((None, 4, 4, 1))
+    assert tuple(layer.kernel.shape) == (9, 4, 2)
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_architecture_builds_trains_a_step_and_round_trips(name, tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(16, 28, 28, 1), dtype=np.uint8)
+    labels = keras.utils.to_categorical(np.arange(16) % 10, 10)
+    model = build_model(name, (28, 28, 1), 10)
+    assert model.inputs[0].dtype == "uint8"
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    loss = model.train_on_batch(images, labels)
+    assert np.isfinite(loss)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    probs = model.predict(images, verbose=0)
+    assert probs.shape == (16, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), probs, rtol=1e-4, atol=1e-6)
+
+
+def test_unknown_architecture():
+    with pytest.raises(KeyError, match="unknown architecture 'nope'"):
+        build_model("nope", (28, 28, 1), 10)
