@@ -58,3 +58,23 @@ def kaggle_server(tmp_path, monkeypatch, isolated_home):
 def pytest_configure(config):
     # Keep the import of `kaggle` (which authenticates at import) from seeing real credentials.
     os.environ.pop("KAGGLE_API_TOKEN", None)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A small competition (the same data the stand-in server holds) and a complete run
+    trained on it, shared read-only by the submit and predict tests."""
+    from kaggle_digits.competition import load_competition
+    from kaggle_digits.config import CVConfig
+    from kaggle_digits.cv import run_cv
+
+    root = tmp_path_factory.mktemp("trained")
+    small = write_competition(root, TRAIN_ROWS, TEST_ROWS)
+    config = CVConfig(preset="test", folds=2, members=("tiny-cnn",), epochs=12, batch_size=16)
+    result = run_cv(
+        config, load_competition(small.spec_path), small.data_dir, root / "runs", log=lambda _: None
+    )
+    small.runs_dir = root / "runs"
+    small.run_dir = result.run_dir
+    small.oof_accuracy = result.metrics["oof_accuracy"]
+    return small

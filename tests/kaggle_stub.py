@@ -133,6 +133,9 @@ def _handler_for(stub: StubKaggle) -> type[BaseHTTPRequestHandler]:
             self._send(302, b"", "text/plain", [("Location", f"{stub.url}/files/{stub.slug}.zip")])
 
         def _StartSubmissionUpload(self, request: dict) -> None:
+            if not stub.rules_accepted:
+                self._error(403, "You must accept this competition's rules before you can submit.")
+                return
             token = f"token-{len(stub.uploads) + len(stub.calls)}"
             self._json(200, {"token": token, "createUrl": f"{stub.url}/upload/{token}"})
 

@@ -179,6 +179,103 @@ def cv(
         run_cv(config, ctx.obj.competition, ctx.obj.data_dir, runs_dir, resume=resume_dir, log=echo)
 
 
+@app.command()
+def submit(
+    ctx: typer.Context,
+    run: Annotated[
+        str | None, typer.Argument(help="Run folder or name in runs/. Default: newest complete.")
+    ] = None,
+    message: Annotated[str, typer.Option(help="Added to the run id and CV score.")] = "",
+    dry_run: Annotated[bool, typer.Option(help="Write and validate only; upload nothing.")] = False,
+    file: Annotated[
+        Path | None, typer.Option(help="Submit this existing CSV (after the same checks).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Submit a file already submitted.")] = False,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the public score.")] = 300,
+    poll_every: Annotated[float, typer.Option(help="Seconds between score checks.")] = 10,
+    runs_dir: Annotated[Path, typer.Option(help="Where run folders are.")] = Path("runs"),
+    submissions_dir: Annotated[
+        Path, typer.Option(help="Where submission files and ledger.csv go.")
+    ] = Path("submissions"),
+) -> None:
+    """Write submissions/<run-id>.csv, validate it, upload it, print the public score.
+
+    Examples: kaggle-digits submit; kaggle-digits submit --dry-run;
+    kaggle-digits submit --file my.csv --message "hand-made"
+    """
+    from kaggle_digits.submission import submit as submit_run
+
+    with user_errors():
+        submit_run(
+            ctx.obj.competition,
+            ctx.obj.data_dir,
+            runs_dir,
+            submissions_dir,
+            run=run,
+            file=file,
+            message=message,
+            dry_run=dry_run,
+            force=force,
+            wait_seconds=wait,
+            poll_seconds=poll_every,
+            log=echo,
+        )
+
+
+@app.command()
+def submissions(
+    ctx: typer.Context,
+    submissions_dir: Annotated[Path, typer.Option(help="Where ledger.csv is.")] = Path(
+        "submissions"
+    ),
+) -> None:
+    """The submissions ledger with each one's latest Kaggle status, CV and LB side by side.
+
+    Example: kaggle-digits submissions
+    """
+    from kaggle_digits.submission import show_submissions
+
+    with user_errors():
+        show_submissions(ctx.obj.competition, submissions_dir, log=echo)
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    images: Annotated[list[Path] | None, typer.Argument(help="PNG or JPEG digits.")] = None,
+    run: Annotated[
+        str | None, typer.Option(help="Run folder or name in runs/. Default: newest complete.")
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="Predict every row of a CSV in test.csv's format.")
+    ] = None,
+    show: Annotated[bool, typer.Option(help="Save a figure of each processed image.")] = False,
+    figure: Annotated[Path, typer.Option(help="Where --show saves.")] = Path("predictions.png"),
+    runs_dir: Annotated[Path, typer.Option(help="Where run folders are.")] = Path("runs"),
+) -> None:
+    """Predict your own digit images (or a test-format CSV) with a run's ensemble.
+
+    Examples: kaggle-digits predict my_seven.png --show;
+    kaggle-digits predict --csv data/digit-recognizer/test.csv > predictions.txt
+    """
+    from kaggle_digits.cv import find_run
+    from kaggle_digits.predict import describe, predict_csv, predict_images, save_figure
+
+    with user_errors():
+        if not images and csv is None:
+            raise UserError("give IMAGE files or --csv FILE")
+        competition = ctx.obj.competition
+        run_dir = find_run(runs_dir, run)
+        if csv is not None:
+            predictions = predict_csv(csv, run_dir, competition)
+        else:
+            predictions = predict_images(images, run_dir)
+        for prediction in predictions:
+            typer.echo(describe(prediction, competition.classes))
+        if show:
+            typer.echo(f"saved {save_figure(predictions, competition.classes, figure)}")
+
+
 def echo(line: str) -> None:
     typer.echo(line)
 

@@ -57,9 +57,9 @@ def fingerprint_files(paths: list[Path], salt: str = "") -> str:
 
 
 def read_train_csv(path: Path, competition: Competition) -> tuple[np.ndarray, np.ndarray]:
-    frame = _read_csv(path, competition.train_columns)
+    frame = read_csv_checked(path, competition.train_columns)
     _check_row_count(path, len(frame), competition.train_rows)
-    values = _integer_values(frame, path)
+    values = integer_values(frame, path)
     labels = values[:, 0]
     bad = ~np.isin(labels, competition.classes)
     if bad.any():
@@ -75,17 +75,17 @@ def read_train_csv(path: Path, competition: Competition) -> tuple[np.ndarray, np
 def read_test_csv(
     path: Path, competition: Competition, expected_rows: int | None = None
 ) -> np.ndarray:
-    frame = _read_csv(path, competition.pixel_columns)
+    frame = read_csv_checked(path, competition.pixel_columns)
     if expected_rows is not None:
         _check_row_count(path, len(frame), expected_rows)
-    return _pixels_to_images(_integer_values(frame, path), path, competition)
+    return _pixels_to_images(integer_values(frame, path), path, competition)
 
 
 def read_sample_submission(path: Path, competition: Competition, expected_rows: int) -> np.ndarray:
     """The sample submission's ids, checked to be id_start, id_start + 1, ... in order."""
-    frame = _read_csv(path, competition.submission_columns)
+    frame = read_csv_checked(path, competition.submission_columns)
     _check_row_count(path, len(frame), expected_rows)
-    ids = _integer_values(frame[[competition.id_column]], path)[:, 0]
+    ids = integer_values(frame[[competition.id_column]], path)[:, 0]
     expected_ids = np.arange(competition.id_start, competition.id_start + expected_rows)
     wrong = ids != expected_ids
     if wrong.any():
@@ -97,7 +97,7 @@ def read_sample_submission(path: Path, competition: Competition, expected_rows: 
     return ids
 
 
-def _read_csv(path: Path, expected_columns: list[str]) -> pd.DataFrame:
+def read_csv_checked(path: Path, expected_columns: list[str]) -> pd.DataFrame:
     _check_header(path, expected_columns)
     try:
         return pd.read_csv(path, engine="c")
@@ -138,7 +138,7 @@ def _check_row_count(path: Path, rows: int, expected: int) -> None:
         raise UserError(f"{path}: has {rows} rows, expected {expected}")
 
 
-def _integer_values(frame: pd.DataFrame, path: Path) -> np.ndarray:
+def integer_values(frame: pd.DataFrame, path: Path) -> np.ndarray:
     """The frame as an int64 array, or a UserError at the first missing or non-integer cell."""
     bad_cells = []  # (row, column) of the first bad cell of each column that has one
     for column in frame.columns:

@@ -75,6 +75,35 @@ def confusion_matrix_figure(matrix: np.ndarray, classes: Sequence[int], path: Pa
     return _save(figure, path)
 
 
+def _digit_and_bars(image_axis, bar_axis, image, probs, classes, title, true=None) -> None:
+    """A digit beside a bar chart of its class probabilities (red: predicted, green: true)."""
+    predicted = int(np.argmax(probs))
+    image_axis.imshow(image.squeeze(), cmap="gray_r", vmin=0, vmax=255)
+    image_axis.set_title(title, fontsize=8)
+    image_axis.axis("off")
+    colors = ["C2" if c == true else "C3" if c == predicted else "C7" for c in range(len(classes))]
+    bar_axis.bar(range(len(classes)), probs, color=colors)
+    bar_axis.set_xticks(range(len(classes)), [str(c) for c in classes], fontsize=6)
+    bar_axis.set_ylim(0, 1)
+    bar_axis.tick_params(axis="y", labelsize=6)
+
+
+def _digit_grid(count: int, columns: int):
+    rows = max(1, -(-count // columns))
+    figure, axes = plt.subplots(
+        rows, columns * 2, figsize=(columns * 3.6, rows * 1.9), squeeze=False
+    )
+    for axis in axes.ravel():
+        axis.axis("off")
+    cells = [
+        (axes[i // columns, (i % columns) * 2], axes[i // columns, (i % columns) * 2 + 1])
+        for i in range(count)
+    ]
+    for _, bar_axis in cells:
+        bar_axis.axis("on")
+    return figure, axes, cells
+
+
 def confident_mistakes(
     images: np.ndarray,
     labels: np.ndarray,
@@ -88,30 +117,22 @@ def confident_mistakes(
     predicted = probs.argmax(axis=1)
     wrong = np.flatnonzero(predicted != labels)
     worst = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:count]
-    columns = 4
-    rows = max(1, -(-len(worst) // columns))
-    figure, axes = plt.subplots(
-        rows, columns * 2, figsize=(columns * 3.6, rows * 1.9), squeeze=False
-    )
-    for axis in axes.ravel():
-        axis.axis("off")
-    for index, row in enumerate(worst):
-        image_axis = axes[index // columns, (index % columns) * 2]
-        bar_axis = axes[index // columns, (index % columns) * 2 + 1]
-        image_axis.imshow(images[row].squeeze(), cmap="gray_r", vmin=0, vmax=255)
-        image_axis.set_title(
-            f"true {classes[labels[row]]} / pred {classes[predicted[row]]}", fontsize=8
-        )
-        bar_axis.axis("on")
-        colors = [
-            "C2" if c == labels[row] else "C3" if c == predicted[row] else "C7"
-            for c in range(len(classes))
-        ]
-        bar_axis.bar(range(len(classes)), probs[row], color=colors)
-        bar_axis.set_xticks(range(len(classes)), [str(c) for c in classes], fontsize=6)
-        bar_axis.set_ylim(0, 1)
-        bar_axis.tick_params(axis="y", labelsize=6)
+    figure, axes, cells = _digit_grid(len(worst), columns=4)
+    for (image_axis, bar_axis), row in zip(cells, worst, strict=True):
+        title = f"true {classes[labels[row]]} / pred {classes[predicted[row]]}"
+        _digit_and_bars(image_axis, bar_axis, images[row], probs[row], classes, title, labels[row])
     if not len(worst):
         axes[0, 0].set_title("no out-of-fold mistakes")
     figure.suptitle("most confidently wrong out-of-fold predictions (green: true, red: predicted)")
+    return _save(figure, path)
+
+
+def predictions_figure(
+    images: np.ndarray, probs: np.ndarray, titles: Sequence[str], classes: Sequence[int], path: Path
+) -> Path:
+    """Each processed image as the models saw it, beside its probability bar chart."""
+    figure, _, cells = _digit_grid(len(images), columns=min(4, len(images)))
+    for (image_axis, bar_axis), image, p, title in zip(cells, images, probs, titles, strict=True):
+        label = classes[int(np.argmax(p))]
+        _digit_and_bars(image_axis, bar_axis, image, p, classes, f"{title}\n-> {label}")
     return _save(figure, path)
