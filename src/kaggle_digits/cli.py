@@ -239,8 +239,8 @@ def submissions(
         show_submissions(ctx.obj.competition, submissions_dir, log=echo)
 
 
-@app.command()
-def predict(
+@app.command("predict")
+def predict_command(
     ctx: typer.Context,
     images: Annotated[list[Path] | None, typer.Argument(help="PNG or JPEG digits.")] = None,
     run: Annotated[
@@ -258,18 +258,11 @@ def predict(
     Examples: kaggle-digits predict my_seven.png --show;
     kaggle-digits predict --csv data/digit-recognizer/test.csv > predictions.txt
     """
-    from kaggle_digits.cv import find_run
-    from kaggle_digits.predict import describe, predict_csv, predict_images, save_figure
+    from kaggle_digits.predict import describe, predict, save_figure
 
     with user_errors():
-        if not images and csv is None:
-            raise UserError("give IMAGE files or --csv FILE")
         competition = ctx.obj.competition
-        run_dir = find_run(runs_dir, run)
-        if csv is not None:
-            predictions = predict_csv(csv, run_dir, competition)
-        else:
-            predictions = predict_images(images, run_dir)
+        predictions = predict(competition, runs_dir, run, images or [], csv)
         for prediction in predictions:
             typer.echo(describe(prediction, competition.classes))
         if show:

@@ -112,6 +112,11 @@ def resolve_resume(name: str, runs_dir: Path, overrides: dict) -> Path:
     if given:
         options = ", ".join("--" + key.replace("_", "-") for key in given)
         raise UserError(f"--resume uses the run's saved options; drop {options}")
+    return run_folder(name, runs_dir)
+
+
+def run_folder(name: str, runs_dir: Path) -> Path:
+    """A run given as a folder path, or as a folder name inside runs_dir."""
     run_dir = Path(name) if Path(name).is_dir() else Path(runs_dir) / name
     if not run_dir.is_dir():
         raise UserError(f"{name}: no such run (looked in {runs_dir})")
@@ -297,9 +302,7 @@ def find_run(runs_dir: Path, name: str | None = None) -> Path:
     """A complete run: the one named (a path or a folder name in runs_dir), else the newest."""
     runs_dir = Path(runs_dir)
     if name is not None:
-        run_dir = Path(name) if Path(name).is_dir() else runs_dir / name
-        if not run_dir.is_dir():
-            raise UserError(f"{name}: no such run (looked in {runs_dir})")
+        run_dir = run_folder(name, runs_dir)
         if not is_complete(run_dir):
             raise UserError(f"{run_dir}: the run is not complete; finish it with `cv --resume`")
         return run_dir.resolve()
@@ -309,7 +312,7 @@ def find_run(runs_dir: Path, name: str | None = None) -> Path:
             for path in runs_dir.glob("*")
             if path.is_dir() and not path.is_symlink() and is_complete(path)
         ),
-        key=lambda path: path.stat().st_mtime,
+        key=lambda path: (path / "metrics.json").stat().st_mtime,  # most recently finished
     )
     if not complete:
         raise UserError(f"no complete run in {runs_dir}; run `kaggle-digits cv` first")

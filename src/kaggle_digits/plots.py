@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from kaggle_digits.files import atomic_path  # noqa: E402
 
@@ -50,6 +51,8 @@ def learning_curves(histories: dict[int, dict[str, dict[str, list[float]]]], pat
         axes[0, column].set_yscale("log")
         axes[1, column].set_ylim(0.97, 1.0)
         axes[1, column].set_xlabel("epoch")
+        for axis in axes[:, column]:
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].set_ylabel("loss (log)")
     axes[1, 0].set_ylabel("accuracy")
     axes[0, 0].legend(fontsize=7)

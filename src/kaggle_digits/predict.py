@@ -126,6 +126,25 @@ def predict_csv(csv_path: Path, run_dir: Path, competition: Competition) -> list
     ]
 
 
+def predict(
+    competition: Competition,
+    runs_dir: Path,
+    run: str | None,
+    images: list[Path],
+    csv: Path | None = None,
+) -> list[Prediction]:
+    """Predictions of a run's ensemble (the newest complete one unless named) for image
+    files, or for every row of a test-format CSV."""
+    from kaggle_digits.cv import find_run
+
+    if not images and csv is None:
+        raise UserError("give IMAGE files or --csv FILE")
+    run_dir = find_run(runs_dir, run)
+    if csv is not None:
+        return predict_csv(csv, run_dir, competition)
+    return predict_images(images, run_dir)
+
+
 def describe(prediction: Prediction, classes: tuple[int, ...]) -> str:
     label = classes[prediction.label]
     spread = " ".join(f"{c}:{p:.3f}" for c, p in zip(classes, prediction.probs, strict=True))
