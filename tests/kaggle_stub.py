@@ -46,8 +46,8 @@ class StubKaggle:
     calls: list[str] = field(default_factory=list)
     url: str = ""
 
-    def start(self) -> "StubKaggle":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+    def start(self, port: int = 0) -> "StubKaggle":
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -58,6 +58,8 @@ class StubKaggle:
 
     def score(self, content: bytes) -> tuple[str, str, str]:
         """(status, public score, error) for an uploaded CSV, as Kaggle would judge it."""
+        if self.hidden_labels is None:
+            return "COMPLETE", "", ""
         try:
             frame = pd.read_csv(io.BytesIO(content))
             labels = frame["Label"].to_numpy()
@@ -179,3 +181,30 @@ def _handler_for(stub: StubKaggle) -> type[BaseHTTPRequestHandler]:
             self._json(200, {"submissions": rows})
 
     return Handler
+
+
+def main() -> None:
+    """Serve a competition zip on loopback, for trying the whole workflow without Kaggle:
+
+    python tests/kaggle_stub.py --zip ../shared/datasets/digit-recognizer.zip --port 8000
+    then point the client at it (KAGGLE_API_ENVIRONMENT=LOCALHOST for port 80)."""
+    import argparse
+    import time
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--zip", type=Path, required=True)
+    parser.add_argument("--slug", default="digit-recognizer")
+    parser.add_argument("--port", type=int, default=80)
+    parser.add_argument("--labels", type=Path, help="CSV with a Label column to score uploads")
+    args = parser.parse_args()
+    labels = None if args.labels is None else list(pd.read_csv(args.labels)["Label"])
+    stub = StubKaggle(slug=args.slug, zip_bytes=args.zip.read_bytes(), hidden_labels=labels)
+    stub.start(args.port)
+    print(f"stand-in Kaggle at {stub.url} (user {stub.username}, key {stub.key})", flush=True)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()

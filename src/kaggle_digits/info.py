@@ -23,7 +23,7 @@ def describe_dataset(dataset: Dataset, competition: Competition) -> str:
     for name, images in (("train", dataset.train_images), ("test", dataset.test_images)):
         ink = (images > 0).mean(axis=(1, 2, 3))
         lines.append(
-            f"{name} pixels  mean {images.mean():.2f}  std {images.std():.2f}  "
+            f"{name + ' pixels':14}mean {images.mean():.2f}  std {images.std():.2f}  "
             f"min {images.min()}  max {images.max()}  non-zero {ink.mean():.1%} per image"
         )
     return "\n".join(lines)
