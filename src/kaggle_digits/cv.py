@@ -84,14 +84,18 @@ def run_cv(
     log("config " + ", ".join(f"{key}={value}" for key, value in config.to_dict().items()))
 
     clock = Clock(total_epochs=config.folds * len(config.members) * config.epochs, log=log)
-    for fold in range(config.folds):
-        for member, architecture in enumerate(config.members):
-            folder = pair_dir(run_dir, fold, member, architecture)
-            if (folder / "result.json").exists():
-                log(f"fold {fold + 1}/{config.folds} member {member + 1} {architecture}: done")
-                clock.skip(config.epochs)
-                continue
-            train_pair(dataset, fold_of_row, config, competition, fold, member, folder, clock)
+    try:
+        for fold in range(config.folds):
+            for member, architecture in enumerate(config.members):
+                folder = pair_dir(run_dir, fold, member, architecture)
+                if (folder / "result.json").exists():
+                    log(f"fold {fold + 1}/{config.folds} member {member + 1} {architecture}: done")
+                    clock.skip(config.epochs)
+                    continue
+                train_pair(dataset, fold_of_row, config, competition, fold, member, folder, clock)
+    except KeyboardInterrupt:
+        log(f"interrupted: `kaggle-digits cv --resume {run_dir}` finishes this run")
+        raise
     return finish_run(run_dir, config, dataset, fold_of_row, competition, log)
 
 
