@@ -34,7 +34,7 @@ Log = Callable[[str], None]
 class SubmitResult:
     file: Path
     ref: int | None
-    status: str  # dry-run, pending, complete, error
+    status: str  # dry-run, pending or complete (an errored submission raises UserError)
     public_score: float | None
     cv_score: float | None
 
