@@ -5,6 +5,8 @@ Errors a user can cause (UserError) become one line on stderr and exit code 2.
 
 import contextlib
 import os
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter
 
 from kaggle_digits.competition import Competition, load_competition
 from kaggle_digits.errors import UserError
@@ -44,6 +46,31 @@ def user_errors() -> Iterator[None]:
     except UserError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from None
+
+
+@contextlib.contextmanager
+def native_stderr_hidden() -> Iterator[None]:
+    """Hide what native libraries write straight to file descriptor 2 (TensorFlow's CUDA probe
+    logs at import, before its log level applies); replay it if the block fails."""
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved_stderr, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+
+
+def import_keras() -> None:
+    with native_stderr_hidden():
+        import keras  # noqa: F401
 
 
 @app.callback()
@@ -155,6 +182,7 @@ def cv(
     Examples: kaggle-digits cv --preset quick; kaggle-digits cv --folds 5 --members fast-cnn,resnet
     --epochs 20; kaggle-digits cv --resume runs/20261123-101500-default
     """
+    import_keras()
     from kaggle_digits.config import preset_config
     from kaggle_digits.cv import resolve_resume, run_cv
     from kaggle_digits.models import describe_architectures
@@ -203,6 +231,7 @@ def submit(
     Examples: kaggle-digits submit; kaggle-digits submit --dry-run;
     kaggle-digits submit --file my.csv --message "hand-made"
     """
+    import_keras()
     from kaggle_digits.submission import submit as submit_run
 
     with user_errors():
@@ -233,6 +262,7 @@ def submissions(
 
     Example: kaggle-digits submissions
     """
+    import_keras()
     from kaggle_digits.submission import show_submissions
 
     with user_errors():
@@ -258,6 +288,7 @@ def predict_command(
     Examples: kaggle-digits predict my_seven.png --show;
     kaggle-digits predict --csv data/digit-recognizer/test.csv > predictions.txt
     """
+    import_keras()
     from kaggle_digits.predict import describe, predict, save_figure
 
     with user_errors():
