@@ -7,15 +7,18 @@ the process's peak memory.
 """
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from kaggle_digits.competition import load_competition
-from kaggle_digits.data import load_dataset
-from kaggle_digits.download import extract_zip
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported
+
+from kaggle_digits.competition import load_competition  # noqa: E402
+from kaggle_digits.data import load_dataset  # noqa: E402
+from kaggle_digits.download import extract_zip  # noqa: E402
 
 
 def peak_memory_mib() -> float:
