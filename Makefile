@@ -10,7 +10,7 @@ PRESET ?= default
 FOLDS ?= 5
 BENCH_DATA ?= ../shared/datasets/digit-recognizer.zip
 
-.PHONY: install download info cv submit submissions test lint format bench clean
+.PHONY: install download info cv submit submissions test lint format bench holdout clean
 
 install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools
 
@@ -48,6 +48,9 @@ format: $(INSTALLED)
 
 bench: $(INSTALLED)  ## load + cv timings on the full data: make bench PRESET=quick
 	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --preset $(PRESET) --folds $(FOLDS)
+
+holdout: $(INSTALLED)  ## OOF vs accuracy on withheld labelled rows (a stand-in leaderboard)
+	$(BIN)/python benchmarks/holdout.py --data $(BENCH_DATA) --preset $(PRESET) --folds $(FOLDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

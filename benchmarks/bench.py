@@ -6,19 +6,16 @@ validate the CSVs, write the cache) and a warm load (from the cache), then, unle
 the process's peak memory.
 """
 
-import argparse
-import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported
+from common import check_data, cv_arguments  # sets TF_CPP_MIN_LOG_LEVEL first
 
-from kaggle_digits.competition import load_competition  # noqa: E402
-from kaggle_digits.data import load_dataset  # noqa: E402
-from kaggle_digits.download import extract_zip  # noqa: E402
+from kaggle_digits.competition import load_competition
+from kaggle_digits.data import load_dataset
+from kaggle_digits.download import extract_zip
 
 
 def peak_memory_mib() -> float:
@@ -26,15 +23,10 @@ def peak_memory_mib() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, required=True, help="the competition zip")
-    parser.add_argument("--preset", default="default")
-    parser.add_argument("--folds", type=int, default=5)
+    parser = cv_arguments(__doc__)
     parser.add_argument("--load-only", action="store_true")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
     args = parser.parse_args()
-    if not args.data.is_file():
-        sys.exit(f"error: {args.data}: benchmark data not found")
+    check_data(args.data)
 
     competition = load_competition()
     with tempfile.TemporaryDirectory() as scratch:

@@ -1,0 +1,83 @@
+"""`make holdout`: does the CV score predict the leaderboard? Never part of CI.
+
+Kaggle scores test.csv on labels nobody sees, so this plays Kaggle with labels we do have:
+a stratified share of train.csv becomes a stand-in test.csv (labels withheld), `cv` runs on
+the rest exactly as a user would run it, and the run's test predictions, the same ones
+`submit` uploads, are scored on the withheld labels. Prints the OOF accuracy beside that
+"leaderboard" accuracy and the gap between them.
+"""
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from common import check_data, cv_arguments  # sets TF_CPP_MIN_LOG_LEVEL first
+from sklearn.model_selection import train_test_split
+
+from kaggle_digits.competition import Competition, load_competition
+from kaggle_digits.download import extract_zip
+
+
+def split_competition(
+    competition: Competition, source: Path, destination_root: Path, test_share: float, seed: int
+) -> tuple[Competition, np.ndarray]:
+    """Write a Kaggle-shaped competition whose test rows are held-out labelled training rows;
+    return its spec and the withheld test labels."""
+    train = pd.read_csv(source / competition.train_file)
+    kept, held_out = train_test_split(
+        train, test_size=test_share, stratify=train[competition.label_column], random_state=seed
+    )
+    holdout = dataclasses.replace(
+        competition,
+        slug=f"{competition.slug}-holdout",
+        train_rows=len(kept),
+        test_rows=len(held_out),
+    )
+    folder = destination_root / holdout.slug
+    folder.mkdir(parents=True)
+    kept.to_csv(folder / holdout.train_file, index=False)
+    held_out[holdout.pixel_columns].to_csv(folder / holdout.test_file, index=False)
+    ids = np.arange(holdout.id_start, holdout.id_start + len(held_out))
+    sample = {holdout.id_column: ids, holdout.submission_label_column: holdout.classes[0]}
+    pd.DataFrame(sample).to_csv(folder / holdout.sample_submission_file, index=False)
+    return holdout, held_out[competition.label_column].to_numpy()
+
+
+def main() -> None:
+    parser = cv_arguments(__doc__)
+    parser.add_argument("--test-share", type=float, default=0.2, help="share held out as test")
+    parser.add_argument("--seed", type=int, default=2024, help="seed of the held-out split")
+    args = parser.parse_args()
+    check_data(args.data)
+
+    from kaggle_digits.config import preset_config
+    from kaggle_digits.cv import run_cv
+
+    competition = load_competition()
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        extract_zip(args.data, scratch / "full", competition.data_files)
+        holdout, test_labels = split_competition(
+            competition, scratch / "full", scratch, args.test_share, args.seed
+        )
+        config = preset_config(args.preset, folds=args.folds)
+        started = time.perf_counter()
+        result = run_cv(config, holdout, scratch, args.runs_dir)
+        wall = time.perf_counter() - started
+
+    predicted = np.asarray(holdout.classes)[result.test_probs.argmax(axis=1)]
+    oof = result.metrics["oof_accuracy"]
+    leaderboard = float(np.mean(predicted == test_labels))
+    print(
+        f"holdout  preset {args.preset}  train {holdout.train_rows}  test {holdout.test_rows}  "
+        f"wall {wall / 60:.1f} min  run {result.run_dir}\n"
+        f"         OOF accuracy {oof:.5f}  held-out test accuracy {leaderboard:.5f}  "
+        f"gap {leaderboard - oof:+.5f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
