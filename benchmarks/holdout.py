@@ -47,7 +47,9 @@ def split_competition(
 
 
 def main() -> None:
-    parser = cv_arguments(__doc__)
+    # runs/holdout/, not runs/: these runs predict a split of train.csv, not Kaggle's
+    # test.csv, so neither `submit` nor runs/latest may take them for a real run
+    parser = cv_arguments(__doc__, runs_dir=Path("runs/holdout"))
     parser.add_argument("--test-share", type=float, default=0.2, help="share held out as test")
     parser.add_argument("--seed", type=int, default=2024, help="seed of the held-out split")
     args = parser.parse_args()
@@ -55,6 +57,7 @@ def main() -> None:
 
     from kaggle_digits.config import preset_config
     from kaggle_digits.cv import run_cv
+    from kaggle_digits.submission import validate_submission, write_submission
 
     competition = load_competition()
     with tempfile.TemporaryDirectory() as scratch:
@@ -67,8 +70,11 @@ def main() -> None:
         started = time.perf_counter()
         result = run_cv(config, holdout, scratch, args.runs_dir)
         wall = time.perf_counter() - started
+        # score the very file `submit` would upload, after the checks it would pass
+        submission = write_submission(result.run_dir, holdout, scratch / "submissions")
+        validate_submission(submission, holdout, scratch)
+        predicted = pd.read_csv(submission)[holdout.submission_label_column].to_numpy()
 
-    predicted = np.asarray(holdout.classes)[result.test_probs.argmax(axis=1)]
     oof = result.metrics["oof_accuracy"]
     leaderboard = float(np.mean(predicted == test_labels))
     print(
