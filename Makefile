@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CLI := $(BIN)/kaggle-digits
 PRESET ?= default
-FOLDS ?= 5
+FOLDS ?=
 BENCH_DATA ?= ../shared/datasets/digit-recognizer.zip
 
-.PHONY: install download info cv submit submissions test lint format bench holdout clean
+.PHONY: install download info cv submit submissions test lint format bench holdout frontier clean
 
 install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools
 
@@ -27,7 +27,7 @@ info: $(INSTALLED)  ## shapes, label counts, pixel statistics, a grid of sample 
 	$(CLI) info
 
 cv: $(INSTALLED)  ## k-fold CNN ensemble: make cv PRESET=quick FOLDS=5
-	$(CLI) cv --preset $(PRESET) --folds $(FOLDS)
+	$(CLI) cv --preset $(PRESET) $(if $(FOLDS),--folds $(FOLDS))
 
 submit: $(INSTALLED)  ## submit the newest complete run and wait for its score
 	$(CLI) submit
@@ -47,10 +47,13 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix src tests benchmarks
 
 bench: $(INSTALLED)  ## load + cv timings on the full data: make bench PRESET=quick
-	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --preset $(PRESET) --folds $(FOLDS)
+	$(BIN)/python benchmarks/bench.py --data $(BENCH_DATA) --preset $(PRESET) $(if $(FOLDS),--folds $(FOLDS))
 
 holdout: $(INSTALLED)  ## OOF vs accuracy on withheld labelled rows (a stand-in leaderboard)
-	$(BIN)/python benchmarks/holdout.py --data $(BENCH_DATA) --preset $(PRESET) --folds $(FOLDS)
+	$(BIN)/python benchmarks/holdout.py --data $(BENCH_DATA) --preset $(PRESET) $(if $(FOLDS),--folds $(FOLDS))
+
+frontier: $(INSTALLED)  ## accuracy against minutes: budgets of 5, 10, 30, 60 min -> reports/frontier.png
+	$(BIN)/python benchmarks/frontier.py --data $(BENCH_DATA) --preset $(PRESET) $(if $(FOLDS),--folds $(FOLDS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

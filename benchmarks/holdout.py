@@ -8,13 +8,14 @@ the rest exactly as a user would run it, and the run's test predictions, the sam
 """
 
 import dataclasses
+import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import check_data, cv_arguments  # sets TF_CPP_MIN_LOG_LEVEL first
+from common import TreeMemory, check_data, cv_arguments  # sets TF_CPP_MIN_LOG_LEVEL first
 from sklearn.model_selection import train_test_split
 
 from kaggle_digits.competition import Competition, load_competition
@@ -46,42 +47,63 @@ def split_competition(
     return holdout, held_out[competition.label_column].to_numpy()
 
 
-def main() -> None:
-    # runs/holdout/, not runs/: these runs predict a split of train.csv, not Kaggle's
-    # test.csv, so neither `submit` nor runs/latest may take them for a real run
-    parser = cv_arguments(__doc__, runs_dir=Path("runs/holdout"))
-    parser.add_argument("--test-share", type=float, default=0.2, help="share held out as test")
-    parser.add_argument("--seed", type=int, default=2024, help="seed of the held-out split")
-    args = parser.parse_args()
-    check_data(args.data)
-
-    from kaggle_digits.config import preset_config
+def holdout_run(
+    data_zip: Path, config, runs_dir: Path, test_share: float = 0.2, seed: int = 2024
+) -> dict:
+    """`cv` with `config` on the kept rows; its submission scored on the withheld labels."""
     from kaggle_digits.cv import run_cv
     from kaggle_digits.submission import validate_submission, write_submission
 
     competition = load_competition()
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        extract_zip(args.data, scratch / "full", competition.data_files)
+        extract_zip(data_zip, scratch / "full", competition.data_files)
         holdout, test_labels = split_competition(
-            competition, scratch / "full", scratch, args.test_share, args.seed
+            competition, scratch / "full", scratch, test_share, seed
         )
-        config = preset_config(args.preset, folds=args.folds)
         started = time.perf_counter()
-        result = run_cv(config, holdout, scratch, args.runs_dir)
+        with TreeMemory() as memory:
+            result = run_cv(config, holdout, scratch, runs_dir)
         wall = time.perf_counter() - started
         # score the very file `submit` would upload, after the checks it would pass
         submission = write_submission(result.run_dir, holdout, scratch / "submissions")
         validate_submission(submission, holdout, scratch)
         predicted = pd.read_csv(submission)[holdout.submission_label_column].to_numpy()
+    saved = json.loads((result.run_dir / "config.json").read_text())
+    return {
+        "members": ",".join(saved["members"]),
+        "epochs": saved["epochs"],
+        "minutes": round(wall / 60, 2),
+        "oof_accuracy": result.metrics["oof_accuracy"],
+        "test_accuracy": float(np.mean(predicted == test_labels)),
+        "peak_gib": round(memory.peak_gib, 2),
+        "train_rows": holdout.train_rows,
+        "test_rows": holdout.test_rows,
+        "run": str(result.run_dir),
+    }
 
-    oof = result.metrics["oof_accuracy"]
-    leaderboard = float(np.mean(predicted == test_labels))
+
+def main() -> None:
+    # runs/holdout/, not runs/: these runs predict a split of train.csv, not Kaggle's
+    # test.csv, so neither `submit` nor runs/latest may take them for a real run
+    parser = cv_arguments(__doc__, runs_dir=Path("runs/holdout"))
+    parser.add_argument("--test-share", type=float, default=0.2, help="share held out as test")
+    parser.add_argument("--seed", type=int, default=2024, help="seed of the held-out split")
+    parser.add_argument("--budget", type=float, default=None, help="minutes (default: preset's)")
+    args = parser.parse_args()
+    check_data(args.data)
+
+    from kaggle_digits.config import preset_config
+
+    config = preset_config(args.preset, folds=args.folds, budget_minutes=args.budget)
+    score = holdout_run(args.data, config, args.runs_dir, args.test_share, args.seed)
+    gap = score["test_accuracy"] - score["oof_accuracy"]
     print(
-        f"holdout  preset {args.preset}  train {holdout.train_rows}  test {holdout.test_rows}  "
-        f"wall {wall / 60:.1f} min  run {result.run_dir}\n"
-        f"         OOF accuracy {oof:.5f}  held-out test accuracy {leaderboard:.5f}  "
-        f"gap {leaderboard - oof:+.5f}"
+        f"holdout  preset {args.preset}  train {score['train_rows']}  test {score['test_rows']}  "
+        f"{score['members']} x {score['epochs']} epochs  wall {score['minutes']:.1f} min  "
+        f"peak memory {score['peak_gib']:.2f} GiB  run {score['run']}\n"
+        f"         OOF accuracy {score['oof_accuracy']:.5f}  "
+        f"held-out test accuracy {score['test_accuracy']:.5f}  gap {gap:+.5f}"
     )
 
 

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from kaggle_digits.cli import native_stderr_hidden
+from kaggle_digits.backend import native_stderr_hidden
 
 
 def test_native_stderr_is_hidden_while_all_goes_well(capfd):

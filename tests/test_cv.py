@@ -119,7 +119,7 @@ def test_a_killed_run_resumes_without_retraining_finished_pairs(small, tmp_path)
         TINY, competition, small.data_dir, tmp_path / "runs", resume=run_dir, log=resumed.append
     )
     assert first.stat().st_mtime_ns == stamp
-    assert any("member 1 mlp: done" in line for line in resumed)
+    assert any("fold 1/2 member 1/2 mlp: done" in line for line in resumed)
     assert sum("held-out accuracy" in line for line in resumed) == 3
     assert (run_dir / "metrics.json").exists()
     assert result.run_dir == run_dir

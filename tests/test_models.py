@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from kaggle_digits.models import ARCHITECTURES, LocallyConnected2D, build_model
+from kaggle_digits.layers import LocallyConnected2D
+from kaggle_digits.models import ARCHITECTURES, build_model
 
 
 def test_locally_connected_layer_matches_a_direct_computation():

@@ -5,8 +5,6 @@ Errors a user can cause (UserError) become one line on stderr and exit code 2.
 
 import contextlib
 import os
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import typer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter
 
+from kaggle_digits.backend import import_keras
 from kaggle_digits.competition import Competition, load_competition
 from kaggle_digits.errors import UserError
 
@@ -46,31 +45,6 @@ def user_errors() -> Iterator[None]:
     except UserError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from None
-
-
-@contextlib.contextmanager
-def native_stderr_hidden() -> Iterator[None]:
-    """Hide what native libraries write straight to file descriptor 2 (TensorFlow's CUDA probe
-    logs at import, before its log level applies); replay it if the block fails."""
-    sys.stderr.flush()
-    saved_stderr = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved_stderr, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved_stderr, 2)
-            os.close(saved_stderr)
-
-
-def import_keras() -> None:
-    with native_stderr_hidden():
-        import keras  # noqa: F401
 
 
 @app.callback()
@@ -171,6 +145,24 @@ def cv(
         int | None,
         typer.Option(help="Patience on each fold's held-out rows (makes the CV score optimistic)."),
     ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            help="Minutes for the whole run: times a few steps, then picks the epochs "
+            "(and members) that fit. 0: off."
+        ),
+    ] = None,
+    ema: Annotated[
+        float | None,
+        typer.Option(help="Momentum of a moving average of the weights, e.g. 0.999 (0: off)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Pairs trained at once, each in its own process with a share of the cores "
+            "(0: one per core on a CPU, one on a GPU)."
+        ),
+    ] = None,
     resume: Annotated[
         str | None, typer.Option(help="Finish an interrupted run (a folder, or its name in runs/).")
     ] = None,
@@ -182,7 +174,7 @@ def cv(
     Examples: kaggle-digits cv --preset quick; kaggle-digits cv --folds 5 --members fast-cnn,resnet
     --epochs 20; kaggle-digits cv --resume runs/20261123-101500-default
     """
-    import_keras()
+    # no Keras here: with --workers the pairs train in processes of their own
     from kaggle_digits.config import preset_config
     from kaggle_digits.cv import resolve_resume, run_cv
     from kaggle_digits.models import describe_architectures
@@ -200,9 +192,11 @@ def cv(
         label_smoothing=label_smoothing,
         augment=augment,
         early_stopping=early_stopping,
+        budget_minutes=budget,
+        ema=ema,
     )
     with user_errors():
-        config = preset_config(preset, **overrides)
+        config = preset_config(preset, **overrides, workers=workers)
         resume_dir = resolve_resume(resume, runs_dir, overrides) if resume else None
         run_cv(config, ctx.obj.competition, ctx.obj.data_dir, runs_dir, resume=resume_dir, log=echo)
 

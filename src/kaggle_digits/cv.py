@@ -14,22 +14,24 @@ runs/<run-id>/
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 
-import keras
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 from sklearn.model_selection import StratifiedKFold
 
 from kaggle_digits import plots
+from kaggle_digits.backend import auto_workers
+from kaggle_digits.budget import Rows, epoch_seconds, plan_budget
 from kaggle_digits.competition import Competition
-from kaggle_digits.config import CVConfig, provenance, validate
+from kaggle_digits.config import PRESETS, CVConfig, provenance, validate
 from kaggle_digits.data import Dataset, load_dataset
 from kaggle_digits.errors import UserError
-from kaggle_digits.files import read_json, save_array, write_json
-from kaggle_digits.training import predict_probs, train_model
+from kaggle_digits.files import atomic_path, read_json, save_array, write_json
+from kaggle_digits.pairs import Pair, PairOutput, Runner, TrainingData, make_runner
+from kaggle_digits.progress import Progress
 
 Log = Callable[[str], None]
 
@@ -68,35 +70,140 @@ def run_cv(
     log: Log = print,
 ) -> CVResult:
     """Train every (fold, member) pair not yet finished, then score and save the ensemble."""
+    started = time.perf_counter()
     dataset = load_dataset(competition, data_root)
     if resume is not None:
         run_dir = Path(resume)
-        config = resume_config(run_dir, dataset)
+        config = resume_config(run_dir, dataset, workers=config.workers)
+        fold_of_row = np.load(run_dir / "folds.npy")
     else:
         validate(config)
-        run_dir = new_run_dir(Path(runs_dir), config.preset)
-        write_json(run_dir / "config.json", {**config.to_dict(), **provenance(dataset.fingerprint)})
-        save_array(
-            run_dir / "folds.npy", fold_assignment(dataset.train_labels, config.folds, config.seed)
-        )
-    fold_of_row = np.load(run_dir / "folds.npy")
-    log(f"run {run_dir}")
-    log("config " + ", ".join(f"{key}={value}" for key, value in config.to_dict().items()))
+        fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
+    config = replace(config, workers=config.workers or auto_workers(config))
+    data = TrainingData(
+        dataset.train_images,
+        dataset.train_labels,
+        dataset.test_images,
+        fold_of_row,
+        competition.num_classes,
+    )
+    with make_runner(config.workers) as runner:
+        plan = None
+        if resume is None and config.budget_minutes:
+            config, plan = fit_budget(config, data, runner, started, log)
+        if resume is None:
+            run_dir = new_run_dir(Path(runs_dir), config.preset)
+            saved = {**config.to_dict(), **provenance(dataset.fingerprint)}
+            write_json(run_dir / "config.json", saved | ({"budget_plan": plan} if plan else {}))
+            save_array(run_dir / "folds.npy", fold_of_row)
+        log(f"run {run_dir}")
+        log("config " + ", ".join(f"{key}={value}" for key, value in config.to_dict().items()))
+        train_pairs(run_dir, config, data, runner, log)
+    return finish_run(run_dir, config, dataset, fold_of_row, competition, log)
 
-    clock = Clock(total_epochs=config.folds * len(config.members) * config.epochs, log=log)
+
+def all_pairs(config: CVConfig) -> list[Pair]:
+    return [
+        Pair(fold, member, architecture, pair_seed(config, fold, member))
+        for fold in range(config.folds)
+        for member, architecture in enumerate(config.members)
+    ]
+
+
+def is_finished(run_dir: Path, pair: Pair) -> bool:
+    return (pair_dir(run_dir, pair.fold, pair.member, pair.architecture) / "result.json").exists()
+
+
+def train_pairs(
+    run_dir: Path, config: CVConfig, data: TrainingData, runner: Runner, log: Log
+) -> None:
+    """Train the pairs not yet finished; each is saved the moment it finishes."""
+    pairs = all_pairs(config)
+    finished = [pair for pair in pairs if is_finished(run_dir, pair)]
+    progress = Progress(pairs, finished, config.epochs, config.folds, config.workers, log)
+    for pair in finished:
+        log(f"{progress.label(pair)}: done")
+    if config.workers > 1:
+        log(f"training {config.workers} pairs at a time, each in its own process")
+
+    def save(output: PairOutput) -> None:
+        result = save_pair(run_dir, output, data, config.epochs)
+        progress.pair_done(output, result["holdout_accuracy"], result["holdout_loss"])
+
     try:
-        for fold in range(config.folds):
-            for member, architecture in enumerate(config.members):
-                folder = pair_dir(run_dir, fold, member, architecture)
-                if (folder / "result.json").exists():
-                    log(f"fold {fold + 1}/{config.folds} member {member + 1} {architecture}: done")
-                    clock.skip(config.epochs)
-                    continue
-                train_pair(dataset, fold_of_row, config, competition, fold, member, folder, clock)
+        pending = [pair for pair in pairs if pair not in finished]
+        runner.run(data, config, pending, progress.epoch_done, save)
     except KeyboardInterrupt:
         log(f"interrupted: `kaggle-digits cv --resume {run_dir}` finishes this run")
         raise
-    return finish_run(run_dir, config, dataset, fold_of_row, competition, log)
+
+
+def fit_budget(
+    config: CVConfig, data: TrainingData, runner: Runner, started: float, log: Log
+) -> tuple[CVConfig, dict]:
+    """Time a few steps of each member, then choose the epochs (and members) that fit."""
+    log(f"budget {config.budget_minutes:g} min: timing a few training steps of each member")
+    timings = {
+        architecture: runner.time_steps(data, config, architecture)
+        for architecture in dict.fromkeys(config.members)
+    }
+    holdout = int(np.bincount(data.fold_of_row).max())
+    rows = Rows(train=len(data.train_labels) - holdout, holdout=holdout, test=len(data.test_images))
+    seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
+    plan = plan_budget(config, timings, rows, config.workers, seconds_left)
+    config = replace(config, members=plan.members, epochs=plan.epochs)
+    for timing in timings.values():
+        log(
+            f"  {timing.architecture}: {timing.step_seconds * 1000:.0f} ms a step of "
+            f"{config.batch_size}, {epoch_seconds(timing, rows, config.batch_size):.0f} s an "
+            f"epoch with {config.workers} worker(s)"
+        )
+    log(
+        f"budget {config.budget_minutes:g} min -> {', '.join(plan.members)} for {plan.epochs} "
+        f"epochs, about {plan.estimated_seconds / 60:.1f} min from here; the same run again: "
+        f"{rerun_command(config)}"
+    )
+    details = plan.to_dict() | {
+        "step_seconds": {name: round(t.step_seconds, 4) for name, t in timings.items()},
+    }
+    return config, details
+
+
+# the fields `cv` has an option for
+CLI_FIELDS = [
+    "folds",
+    "members",
+    "epochs",
+    "batch_size",
+    "seed",
+    "tta",
+    "label_smoothing",
+    "augment",
+    "early_stopping",
+    "ema",
+    "workers",
+]
+
+
+def rerun_command(config: CVConfig) -> str:
+    """The cv command that trains exactly this configuration again, with no budget."""
+    defaults = CVConfig()
+    options = [f"--preset {config.preset}"] if config.preset in PRESETS else []
+    base = PRESETS.get(config.preset, defaults)
+    for field in fields(CVConfig):
+        if field.name not in CLI_FIELDS:
+            continue
+        value = getattr(config, field.name)
+        if value == getattr(base, field.name) and field.name != "epochs":
+            continue
+        option = "--" + field.name.replace("_", "-")
+        if isinstance(value, bool):
+            options.append(option if value else option.replace("--", "--no-", 1))
+        elif isinstance(value, tuple):
+            options.append(f"{option} {','.join(value)}")
+        else:
+            options.append(f"{option} {value}")
+    return "kaggle-digits cv " + " ".join(options)
 
 
 def new_run_dir(runs_dir: Path, preset: str) -> Path:
@@ -127,7 +234,7 @@ def run_folder(name: str, runs_dir: Path) -> Path:
     return run_dir
 
 
-def resume_config(run_dir: Path, dataset: Dataset) -> CVConfig:
+def resume_config(run_dir: Path, dataset: Dataset, workers: int = 0) -> CVConfig:
     """The saved options of an unfinished run, after checking it is one and fits the data."""
     if not (run_dir / "config.json").is_file() or not (run_dir / "folds.npy").is_file():
         raise UserError(f"{run_dir}: not a run folder (no config.json or folds.npy)")
@@ -136,65 +243,33 @@ def resume_config(run_dir: Path, dataset: Dataset) -> CVConfig:
     saved = read_json(run_dir / "config.json")
     if saved.get("data_fingerprint") != dataset.fingerprint:
         raise UserError(f"{run_dir}: the run was made on other data (the CSVs have changed)")
-    return CVConfig.from_dict(saved)
+    config = CVConfig.from_dict(saved)
+    return replace(config, workers=workers) if workers else config
 
 
-def train_pair(
-    dataset: Dataset,
-    fold_of_row: np.ndarray,
-    config: CVConfig,
-    competition: Competition,
-    fold: int,
-    member: int,
-    folder: Path,
-    clock: "Clock",
-) -> None:
-    """Train one member on the other folds; save its model and predictions, result.json last."""
-    architecture = config.members[member]
-    train_rows, holdout_rows = fold_of_row != fold, fold_of_row == fold
-    holdout_images = dataset.train_images[holdout_rows]
-    holdout_labels = dataset.train_labels[holdout_rows]
-    seed = pair_seed(config, fold, member)
-    started = time.perf_counter()
-    clock.label = (
-        f"fold {fold + 1}/{config.folds} member {member + 1}/{len(config.members)} {architecture}"
-    )
-    model, history = train_model(
-        architecture,
-        dataset.train_images[train_rows],
-        dataset.train_labels[train_rows],
-        config,
-        competition.num_classes,
-        seed,
-        holdout=(holdout_images, holdout_labels),
-        callbacks=[clock.callback(config.epochs)],
-    )
-    holdout_probs = predict_probs(model, holdout_images, config, seed)
-    test_probs = predict_probs(model, dataset.test_images, config, seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    model_tmp = folder / ".model-partial.keras"  # .keras suffix: Keras insists on it
-    model.save(model_tmp)
-    os.replace(model_tmp, folder / "model.keras")
-    save_array(folder / "holdout_probs.npy", holdout_probs)
-    save_array(folder / "test_probs.npy", test_probs)
-    write_json(folder / "history.json", history)
+def save_pair(run_dir: Path, output: PairOutput, data: TrainingData, epochs: int) -> dict:
+    """Write a finished pair's model and predictions into its folder, result.json last."""
+    pair = output.pair
+    folder = pair_dir(run_dir, pair.fold, pair.member, pair.architecture)
+    holdout_labels = data.train_labels[data.fold_of_row == pair.fold]
+    with atomic_path(folder / "model.keras") as tmp:
+        tmp.write_bytes(output.model_file)
+    save_array(folder / "holdout_probs.npy", output.holdout_probs)
+    save_array(folder / "test_probs.npy", output.test_probs)
+    write_json(folder / "history.json", output.history)
     result = {
-        "fold": fold,
-        "member": member,
-        "architecture": architecture,
-        "holdout_accuracy": float(accuracy_score(holdout_labels, holdout_probs.argmax(1))),
+        "fold": pair.fold,
+        "member": pair.member,
+        "architecture": pair.architecture,
+        "holdout_accuracy": float(accuracy_score(holdout_labels, output.holdout_probs.argmax(1))),
         "holdout_loss": float(
-            log_loss(holdout_labels, holdout_probs, labels=range(competition.num_classes))
+            log_loss(holdout_labels, output.holdout_probs, labels=range(data.num_classes))
         ),
-        "epochs_trained": len(history["loss"]),
-        "seconds": round(time.perf_counter() - started, 1),
+        "epochs_trained": len(output.history.get("loss", [])),
+        "seconds": round(output.seconds, 1),
     }
     write_json(folder / "result.json", result)
-    clock.log(
-        f"{clock.label}: held-out accuracy {result['holdout_accuracy']:.5f} "
-        f"loss {result['holdout_loss']:.4f} in {result['seconds'] / 60:.1f} min"
-    )
-    keras.backend.clear_session()
+    return result
 
 
 def finish_run(
@@ -321,52 +396,3 @@ def find_run(runs_dir: Path, name: str | None = None) -> Path:
     if not complete:
         raise UserError(f"no complete run in {runs_dir}; run `kaggle-digits cv` first")
     return complete[-1].resolve()
-
-
-class Clock:
-    """Progress and ETA across the whole run, one line per epoch."""
-
-    def __init__(self, total_epochs: int, log: Log) -> None:
-        self.remaining = total_epochs
-        self.log = log
-        self.label = ""
-        self.epoch_seconds: list[float] = []
-
-    def skip(self, epochs: int) -> None:
-        self.remaining -= epochs
-
-    def callback(self, epochs: int) -> keras.callbacks.Callback:
-        clock = self
-
-        class EpochProgress(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.epochs_run = 0
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self.started = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                clock.epoch_seconds.append(time.perf_counter() - self.started)
-                clock.remaining -= 1
-                self.epochs_run += 1
-                logs = logs or {}
-                eta = clock.remaining * float(np.mean(clock.epoch_seconds[-10:]))
-                holdout = ""
-                if "val_accuracy" in logs:
-                    holdout = f"  held-out acc {logs['val_accuracy']:.4f}"
-                clock.log(
-                    f"{clock.label} epoch {epoch + 1}/{epochs}  loss {logs.get('loss', 0):.4f}  "
-                    f"acc {logs.get('accuracy', 0):.4f}{holdout}  "
-                    f"{clock.epoch_seconds[-1]:.0f}s/epoch  ETA {_duration(eta)}"
-                )
-
-            def on_train_end(self, logs=None):
-                clock.remaining -= epochs - self.epochs_run  # stopped early
-
-        return EpochProgress()
-
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

@@ -5,12 +5,26 @@ inside the model, so a saved model needs no outside preprocessing.
 Keras 3 APIs only (`keras.layers`, `keras.ops`), so any Keras backend runs them.
 """
 
+import importlib
 from collections.abc import Callable
+from typing import Any
 
-import keras
-from keras import layers, ops
+ModelBuilder = Callable[[tuple[int, int, int], int], Any]
 
-ModelBuilder = Callable[[tuple[int, int, int], int], keras.Model]
+
+class _OnFirstUse:
+    """A module imported when first used: a process that only checks names against the
+    registry (the driver of `cv --workers`) never loads Keras and its backend (~0.5 GB)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+keras = _OnFirstUse("keras")
+layers = _OnFirstUse("keras.layers")
 ARCHITECTURES: dict[str, ModelBuilder] = {}
 
 
@@ -22,7 +36,7 @@ def register(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
     return add
 
 
-def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int):
     if name not in ARCHITECTURES:
         known = ", ".join(sorted(ARCHITECTURES))
         raise KeyError(f"unknown architecture '{name}' (known: {known})")
@@ -37,7 +51,7 @@ def describe_architectures() -> str:
     )
 
 
-def _inputs(image_shape: tuple[int, int, int]) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+def _inputs(image_shape: tuple[int, int, int]):
     images = keras.Input(shape=image_shape, dtype="uint8", name="images")
     return images, layers.Rescaling(1 / 255)(images)
 
@@ -85,53 +99,11 @@ def simple_cnn(image_shape, num_classes):
     return keras.Model(images, _classify(x, num_classes), name="simple_cnn")
 
 
-@keras.saving.register_keras_serializable(package="kaggle_digits")
-class LocallyConnected2D(layers.Layer):
-    """A convolution whose weights are not shared: every output position has its own kernel
-    (Keras 2's LocallyConnected2D with 'valid' padding, which Keras 3 dropped)."""
-
-    def __init__(self, filters: int, kernel_size: int, strides: int = 1, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.filters, self.kernel_size, self.strides = filters, kernel_size, strides
-
-    def build(self, input_shape) -> None:
-        height, width, channels = input_shape[1:]
-        self.out_height = (height - self.kernel_size) // self.strides + 1
-        self.out_width = (width - self.kernel_size) // self.strides + 1
-        positions = self.out_height * self.out_width
-        patch = self.kernel_size * self.kernel_size * channels
-        self.kernel = self.add_weight(
-            shape=(positions, patch, self.filters), initializer="glorot_uniform", name="kernel"
-        )
-        self.bias = self.add_weight(
-            shape=(positions, self.filters), initializer="zeros", name="bias"
-        )
-
-    def call(self, inputs):
-        # patches[b, i, j, :] is the (kernel, kernel, channels) window at output (i, j),
-        # flattened in (row, column, channel) order.
-        patches = ops.image.extract_patches(
-            inputs, self.kernel_size, strides=self.strides, padding="valid"
-        )
-        patches = ops.reshape(patches, (-1, self.out_height * self.out_width, patches.shape[-1]))
-        outputs = ops.einsum("bpk,pkf->bpf", patches, self.kernel) + self.bias
-        return ops.reshape(outputs, (-1, self.out_height, self.out_width, self.filters))
-
-    def compute_output_shape(self, input_shape):
-        height, width = input_shape[1:3]
-        out_height = (height - self.kernel_size) // self.strides + 1
-        out_width = (width - self.kernel_size) // self.strides + 1
-        return (input_shape[0], out_height, out_width, self.filters)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides)
-        return config
-
-
 @register("lc-cnn")
 def lc_cnn(image_shape, num_classes):
     """Baseline: Gaussian dropout, a locally connected 4x4 layer, conv 16, average pooling."""
+    from kaggle_digits.layers import LocallyConnected2D
+
     images, x = _inputs(image_shape)
     x = layers.GaussianDropout(0.1)(x)
     x = LocallyConnected2D(8, 4, strides=2)(x)  # 28x28 -> 13x13

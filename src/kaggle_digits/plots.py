@@ -139,3 +139,35 @@ def predictions_figure(
         label = classes[int(np.argmax(p))]
         _digit_and_bars(image_axis, bar_axis, image, p, classes, f"{title}\n-> {label}")
     return _save(figure, path)
+
+
+def frontier_figure(points: Sequence[dict], references: Sequence[dict], path: Path) -> Path:
+    """Accuracy against wall-clock minutes: the OOF and held-out-test accuracy of each budget,
+    and reference recipes as labelled markers."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    minutes = [point["minutes"] for point in points]
+    axis.plot(minutes, [p["oof_accuracy"] for p in points], "o-", label="OOF (CV)")
+    axis.plot(minutes, [p["test_accuracy"] for p in points], "s--", label="held-out test")
+    for point in points:
+        axis.annotate(
+            f"{point['budget']:g} min budget",
+            (point["minutes"], point["oof_accuracy"]),
+            textcoords="offset points",
+            xytext=(4, -12),
+            fontsize=8,
+        )
+    for reference in references:
+        axis.plot(reference["minutes"], reference["accuracy"], "k^")
+        axis.annotate(
+            reference["name"],
+            (reference["minutes"], reference["accuracy"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+        )
+    axis.set_xlabel("wall-clock minutes on this machine")
+    axis.set_ylabel("accuracy")
+    axis.set_title("Accuracy for the time you give it")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right")
+    return _save(figure, path)

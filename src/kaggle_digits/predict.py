@@ -91,7 +91,7 @@ def ensemble_probs(run_dir: Path, images: np.ndarray) -> np.ndarray:
     """The mean probabilities of every (fold, member) model saved in a run."""
     import keras
 
-    from kaggle_digits import models  # noqa: F401  (registers the custom layers)
+    from kaggle_digits import layers  # noqa: F401  (registers the custom layers)
     from kaggle_digits.cv import pair_dir
     from kaggle_digits.training import predict_probs
 

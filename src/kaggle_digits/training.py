@@ -1,7 +1,8 @@
 """Fitting one model: augmentation, the learning-rate schedule, callbacks, and prediction with
 optional test-time augmentation. Knows nothing of folds or files."""
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -58,7 +59,12 @@ def train_model(
     trainer = keras.Model(inputs, model(trained), name=f"train_{model.name}")
     steps_per_epoch = -(-len(images) // config.batch_size)
     trainer.compile(
-        optimizer=keras.optimizers.Adam(one_cycle(config, steps_per_epoch)),
+        optimizer=keras.optimizers.Adam(
+            one_cycle(config, steps_per_epoch),
+            # fit() ends by copying the moving average into the weights: that is the model
+            use_ema=config.ema > 0,
+            ema_momentum=config.ema or 0.99,
+        ),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
@@ -100,3 +106,29 @@ def predict_probs(
             probs = probs + model.predict(shifted, batch_size=1024, verbose=0)
         probs = probs / (config.tta + 1)
     return np.asarray(probs, dtype=np.float32)
+
+
+class EpochReporter(keras.callbacks.Callback):
+    """Calls report(epoch, logs, seconds) as each epoch ends (epochs counted from 1)."""
+
+    def __init__(self, report: Callable[[int, dict, float], None]) -> None:
+        super().__init__()
+        self.report = report
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {name: float(value) for name, value in (logs or {}).items()}
+        self.report(epoch + 1, logs, time.perf_counter() - self.started)
+
+
+class BatchClock(keras.callbacks.Callback):
+    """When each training step ended."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_ends: list[float] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batch_ends.append(time.perf_counter())

@@ -1,0 +1,120 @@
+"""`cv --budget MINUTES`: how long a run will take, and the epochs (and members) that fit.
+
+The time model: a pair costs its start-up (build, compile, trace), its epochs (training
+steps, then scoring the held-out fold) and its predictions; pairs go, in order, to the first
+free worker; the run ends with averaging, scoring and plots. The step times come from a
+short trial of each member (pairs.time_steps), run as the real pairs will run, so the plan
+holds for this machine, backend and number of workers.
+"""
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kaggle_digits.config import CVConfig
+from kaggle_digits.errors import UserError
+from kaggle_digits.pairs import StepTiming
+
+SAFETY = 0.93  # a shared machine's speed wanders: plan to end a little before the budget
+FINISH_SECONDS = 20.0  # averaging the members, scoring, plots, writing the run folder
+SAVE_SECONDS = 2.0  # a pair's model file and predictions
+MIN_EPOCHS_PER_MEMBER = 6  # below this, a second member is worth less than longer training
+MAX_EPOCHS = 60  # past this, a longer schedule buys next to nothing
+
+
+@dataclass(frozen=True)
+class Rows:
+    """How many images a pair trains on, scores each epoch, and predicts."""
+
+    train: int
+    holdout: int
+    test: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    members: tuple[str, ...]
+    epochs: int
+    estimated_seconds: float  # from the plan's start to the run's end
+
+    def to_dict(self) -> dict:
+        return {
+            "members": list(self.members),
+            "epochs": self.epochs,
+            "estimated_minutes": round(self.estimated_seconds / 60, 1),
+        }
+
+
+def epoch_seconds(timing: StepTiming, rows: Rows, batch_size: int) -> float:
+    """One epoch: the training steps, then the held-out fold scored for the learning curves."""
+    steps = math.ceil(rows.train / batch_size)
+    return steps * timing.step_seconds + rows.holdout * timing.predict_seconds
+
+
+def overhead_seconds(timing: StepTiming, rows: Rows, tta: int) -> float:
+    """What a pair costs beside its epochs: start-up, predictions, saving."""
+    predictions = (rows.holdout + rows.test) * timing.predict_seconds * (1 + tta)
+    return timing.startup_seconds + predictions + SAVE_SECONDS
+
+
+def pair_seconds(timing: StepTiming, rows: Rows, config: CVConfig, epochs: int) -> float:
+    return epochs * epoch_seconds(timing, rows, config.batch_size) + overhead_seconds(
+        timing, rows, config.tta
+    )
+
+
+def makespan(durations: Sequence[float], workers: int, busy: Sequence[float] = ()) -> float:
+    """When the last job ends if each of `durations`, in order, goes to the first free of
+    `workers` workers, `busy` of which are still busy for that many seconds."""
+    free = sorted(busy)[:workers] + [0.0] * max(0, workers - len(busy))
+    heapq.heapify(free)
+    for duration in durations:
+        heapq.heappush(free, heapq.heappop(free) + duration)
+    return max(free, default=0.0)
+
+
+def run_seconds(
+    config: CVConfig,
+    members: Sequence[str],
+    epochs: int,
+    timings: dict[str, StepTiming],
+    rows: Rows,
+    workers: int,
+) -> float:
+    durations = [
+        pair_seconds(timings[architecture], rows, config, epochs)
+        for _ in range(config.folds)
+        for architecture in members
+    ]
+    return makespan(durations, workers) + FINISH_SECONDS
+
+
+def plan_budget(
+    config: CVConfig,
+    timings: dict[str, StepTiming],
+    rows: Rows,
+    workers: int,
+    seconds_left: float,
+) -> Plan:
+    """The most epochs that fit in `seconds_left`, for as many of the preset's members as can
+    each still have MIN_EPOCHS_PER_MEMBER (the first member is always kept)."""
+    usable = seconds_left * SAFETY
+    for count in range(len(config.members), 0, -1):
+        members = config.members[:count]
+        epochs = 0
+        while epochs < MAX_EPOCHS and (
+            run_seconds(config, members, epochs + 1, timings, rows, workers) <= usable
+        ):
+            epochs += 1
+        if epochs >= MIN_EPOCHS_PER_MEMBER or (count == 1 and epochs >= 1):
+            return Plan(
+                members, epochs, run_seconds(config, members, epochs, timings, rows, workers)
+            )
+    needed = run_seconds(config, config.members[:1], 1, timings, rows, workers) / SAFETY
+    spent = config.budget_minutes * 60 - seconds_left
+    raise UserError(
+        f"a budget of {config.budget_minutes:g} min is too small for one epoch per pair "
+        f"({config.folds} folds of {config.members[0]} need about "
+        f"{(needed + spent) / 60:.1f} min here); give a larger --budget or fewer --folds"
+    )

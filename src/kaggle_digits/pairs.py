@@ -1,0 +1,317 @@
+"""How the (fold, member) pairs of a cross-validation run are executed: one after another in
+this process, or side by side in worker processes on this machine.
+
+A pair trains one member on the other folds and predicts its held-out fold and the test set.
+Whatever runs it, it comes back as a PairOutput, which cv.py writes into the run folder, so
+every runner leaves the same files. Each pair's seed comes from its fold and member, never
+from the worker that runs it.
+
+Why workers on one machine: for nets of this size a TensorFlow process does not keep two
+CPU cores busy (measured on a 2-core machine: 2 threads train strided-cnn only ~15% faster
+than 1), so two single-threaded processes, each training its own pair, get through nearly
+twice the images per second of one two-threaded process.
+"""
+
+import ctypes
+import multiprocessing
+import queue
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from kaggle_digits.backend import cpu_count, import_keras, thread_limit
+from kaggle_digits.config import CVConfig
+
+
+@dataclass(frozen=True)
+class Pair:
+    fold: int
+    member: int
+    architecture: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Everything a pair's training needs; sent once to each worker."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    fold_of_row: np.ndarray
+    num_classes: int
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    pair: Pair
+    epoch: int  # 1-based
+    logs: dict
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PairOutput:
+    pair: Pair
+    model_file: bytes  # the trained model, as a .keras file
+    holdout_probs: np.ndarray
+    test_probs: np.ndarray
+    history: dict
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """What a short trial of an architecture measured, in the conditions of the real run."""
+
+    architecture: str
+    step_seconds: float  # one training step of config.batch_size images
+    predict_seconds: float  # one image at prediction time
+    startup_seconds: float  # building, compiling and tracing before the first step
+
+
+Report = Callable[[EpochReport], None]
+Done = Callable[[PairOutput], None]
+
+
+def fit_pair(data: TrainingData, config: CVConfig, pair: Pair, report: Report) -> PairOutput:
+    """Train pair.architecture on every fold but pair.fold; predict its held-out fold and the
+    test set."""
+    import keras
+
+    from kaggle_digits.training import EpochReporter, predict_probs, train_model
+
+    started = time.perf_counter()
+    train_rows = data.fold_of_row != pair.fold
+    holdout_rows = data.fold_of_row == pair.fold
+    holdout = (data.train_images[holdout_rows], data.train_labels[holdout_rows])
+    model, history = train_model(
+        pair.architecture,
+        data.train_images[train_rows],
+        data.train_labels[train_rows],
+        config,
+        data.num_classes,
+        pair.seed,
+        holdout=holdout,
+        callbacks=[EpochReporter(lambda *epoch: report(EpochReport(pair, *epoch)))],
+    )
+    holdout_probs = predict_probs(model, holdout[0], config, pair.seed)
+    test_probs = predict_probs(model, data.test_images, config, pair.seed)
+    model_file = keras_file_bytes(model)
+    keras.backend.clear_session()
+    return PairOutput(
+        pair, model_file, holdout_probs, test_probs, history, time.perf_counter() - started
+    )
+
+
+def keras_file_bytes(model) -> bytes:
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "model.keras"  # Keras insists on the suffix
+        model.save(path)
+        return path.read_bytes()
+
+
+def time_steps(
+    data: TrainingData, config: CVConfig, architecture: str, steps: int = 12
+) -> StepTiming:
+    """Train `architecture` for a few steps (after two to warm up) and predict a few batches."""
+    import keras
+
+    from kaggle_digits.training import BatchClock, train_model
+
+    batch = config.batch_size
+    rows = (steps + 2) * batch
+    clock = BatchClock()
+    started = time.perf_counter()
+    # np.resize repeats a small data set until it fills the trial
+    model, _ = train_model(
+        architecture,
+        np.resize(data.train_images, (rows, *data.train_images.shape[1:])),
+        np.resize(data.train_labels, rows),
+        replace(config, epochs=1),
+        data.num_classes,
+        seed=0,
+        callbacks=[clock],
+    )
+    step_seconds = (clock.batch_ends[-1] - clock.batch_ends[1]) / (len(clock.batch_ends) - 2)
+    startup = clock.batch_ends[0] - started - step_seconds
+    sample = data.test_images[:2048]
+    model.predict(sample[:256], verbose=0)
+    predict_started = time.perf_counter()
+    model.predict(sample, batch_size=1024, verbose=0)
+    predict_seconds = (time.perf_counter() - predict_started) / len(sample)
+    keras.backend.clear_session()
+    return StepTiming(architecture, step_seconds, predict_seconds, max(0.0, startup))
+
+
+class Runner(Protocol):
+    workers: int
+
+    def run(
+        self,
+        data: TrainingData,
+        config: CVConfig,
+        pairs: Sequence[Pair],
+        report: Report,
+        done: Done,
+    ) -> None:
+        """Train every pair; call `report` after each epoch and `done` with each finished
+        pair, on the caller's thread."""
+
+    def time_steps(self, data: TrainingData, config: CVConfig, architecture: str) -> StepTiming:
+        """Time a few training steps of `architecture` as the pairs will run."""
+
+
+class InProcess:
+    """The pairs one after another in this process, with all its threads."""
+
+    workers = 1
+
+    def __enter__(self) -> "InProcess":
+        import_keras()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def run(
+        self,
+        data: TrainingData,
+        config: CVConfig,
+        pairs: Sequence[Pair],
+        report: Report,
+        done: Done,
+    ) -> None:
+        for pair in pairs:
+            done(fit_pair(data, config, pair, report))
+
+    def time_steps(self, data: TrainingData, config: CVConfig, architecture: str) -> StepTiming:
+        return time_steps(data, config, architecture)
+
+
+class LocalWorkers:
+    """`workers` processes on this machine, each with its share of the cores, each training
+    one pair at a time."""
+
+    def __init__(self, workers: int, threads: int | None = None) -> None:
+        self.workers = workers
+        self.threads = threads or max(1, cpu_count() // workers)
+        self._pool: ProcessPoolExecutor | None = None
+        self._reports = None
+
+    def __enter__(self) -> "LocalWorkers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def pool(self, data: TrainingData) -> ProcessPoolExecutor:
+        """The worker processes, started on first use with the data, kept for later calls."""
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")  # no forked TensorFlow state
+            self._reports = context.Queue()
+            with thread_limit(self.threads):
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=context,
+                    initializer=_start_worker,
+                    initargs=(data, self._reports),
+                )
+                # start them all now, while the thread limit is in the environment
+                for future in [self._pool.submit(_ready) for _ in range(self.workers)]:
+                    future.result()
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def run(
+        self,
+        data: TrainingData,
+        config: CVConfig,
+        pairs: Sequence[Pair],
+        report: Report,
+        done: Done,
+    ) -> None:
+        pool = self.pool(data)
+        pending = {pool.submit(_fit_in_worker, config, pair) for pair in pairs}
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                self._forward_reports(report)
+                for future in finished:
+                    done(future.result())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+    def time_steps(self, data: TrainingData, config: CVConfig, architecture: str) -> StepTiming:
+        """Every worker times the same steps at once: the cores are then as busy as in the run."""
+        pool = self.pool(data)
+        timings = [
+            future.result()
+            for future in [
+                pool.submit(_time_in_worker, config, architecture) for _ in range(self.workers)
+            ]
+        ]
+        return StepTiming(
+            architecture,
+            float(np.mean([timing.step_seconds for timing in timings])),
+            float(np.mean([timing.predict_seconds for timing in timings])),
+            float(np.mean([timing.startup_seconds for timing in timings])),
+        )
+
+    def _forward_reports(self, report: Report) -> None:
+        while True:
+            try:
+                report(self._reports.get_nowait())
+            except queue.Empty:
+                return
+
+
+def make_runner(workers: int) -> InProcess | LocalWorkers:
+    return LocalWorkers(workers) if workers > 1 else InProcess()
+
+
+# --- inside a worker process ----------------------------------------------------------
+
+_worker_data: TrainingData | None = None
+_worker_reports = None
+
+
+def _start_worker(data: TrainingData, reports) -> None:
+    global _worker_data, _worker_reports
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    _worker_data, _worker_reports = data, reports
+    import_keras()
+
+
+def _ready() -> bool:
+    return True
+
+
+def _fit_in_worker(config: CVConfig, pair: Pair) -> PairOutput:
+    return fit_pair(_worker_data, config, pair, _worker_reports.put)
+
+
+def _time_in_worker(config: CVConfig, architecture: str) -> StepTiming:
+    return time_steps(_worker_data, config, architecture)
+
+
+def _die_with_parent() -> None:
+    """On Linux, a worker is ended when the driver dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

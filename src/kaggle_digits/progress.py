@@ -1,0 +1,91 @@
+"""Progress of a cross-validation run: a line per finished epoch of every pair, with an ETA
+for the whole run that knows how many pairs train at once."""
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from kaggle_digits.budget import FINISH_SECONDS, makespan
+from kaggle_digits.pairs import EpochReport, Pair, PairOutput
+
+Log = Callable[[str], None]
+
+
+class Progress:
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        finished: Sequence[Pair],
+        epochs: int,
+        folds: int,
+        workers: int,
+        log: Log,
+        estimated_epoch_seconds: dict[str, float] | None = None,
+        estimated_overhead_seconds: float = 0.0,
+    ) -> None:
+        self.pending = [pair for pair in pairs if pair not in finished]
+        self.epochs, self.folds, self.workers, self.log = epochs, folds, workers, log
+        self.members = len({pair.member for pair in pairs})
+        self.epochs_done: dict[Pair, int] = {}
+        self.epoch_seconds: dict[str, list[float]] = {}
+        self.estimated_epoch_seconds = dict(estimated_epoch_seconds or {})
+        self.overheads = [estimated_overhead_seconds] if estimated_overhead_seconds else []
+        self.started = time.perf_counter()
+
+    def label(self, pair: Pair) -> str:
+        return (
+            f"fold {pair.fold + 1}/{self.folds} member {pair.member + 1}/{self.members} "
+            f"{pair.architecture}"
+        )
+
+    def epoch_done(self, report: EpochReport) -> None:
+        self.epochs_done[report.pair] = report.epoch
+        self.epoch_seconds.setdefault(report.pair.architecture, []).append(report.seconds)
+        logs = report.logs
+        holdout = f"  held-out acc {logs['val_accuracy']:.4f}" if "val_accuracy" in logs else ""
+        self.log(
+            f"{self.label(report.pair)} epoch {report.epoch}/{self.epochs}  "
+            f"loss {logs.get('loss', 0):.4f}  acc {logs.get('accuracy', 0):.4f}{holdout}  "
+            f"{report.seconds:.0f}s/epoch  ETA {duration(self.eta())}"
+        )
+
+    def pair_done(self, output: PairOutput, holdout_accuracy: float, holdout_loss: float) -> None:
+        pair = output.pair
+        trained = self.epoch_seconds.get(pair.architecture, [])[-self.epochs_done.get(pair, 0) :]
+        self.overheads.append(max(0.0, output.seconds - sum(trained)))
+        self.pending.remove(pair)
+        self.epochs_done.pop(pair, None)
+        self.log(
+            f"{self.label(pair)}: held-out accuracy {holdout_accuracy:.5f} "
+            f"loss {holdout_loss:.4f} in {output.seconds / 60:.1f} min"
+        )
+
+    def eta(self) -> float:
+        """Seconds until the run ends: the pairs under way finish their epochs, the others
+        queue for the workers as the runner hands them out, then the run is summed up."""
+        overhead = float(np.mean(self.overheads[-5:])) if self.overheads else 0.0
+        running = [pair for pair in self.pending if pair in self.epochs_done]
+        waiting = [pair for pair in self.pending if pair not in self.epochs_done]
+        busy = [
+            (self.epochs - self.epochs_done[pair]) * self.seconds_per_epoch(pair) + overhead
+            for pair in running
+        ]
+        queued = [self.epochs * self.seconds_per_epoch(pair) + overhead for pair in waiting]
+        return makespan(queued, max(self.workers, len(busy)), busy) + FINISH_SECONDS
+
+    def seconds_per_epoch(self, pair: Pair) -> float:
+        measured = self.epoch_seconds.get(pair.architecture)
+        if measured:
+            # the first epoch also traces the graph: leave it out once there are others
+            return float(np.mean(measured[1:][-10:] or measured))
+        if pair.architecture in self.estimated_epoch_seconds:
+            return self.estimated_epoch_seconds[pair.architecture]
+        every = [seconds for values in self.epoch_seconds.values() for seconds in values]
+        return float(np.mean(every)) if every else 0.0
+
+
+def duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

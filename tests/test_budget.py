@@ -1,0 +1,104 @@
+"""--budget: the time model, the plan it makes, and how a run records it."""
+
+import json
+
+import numpy as np
+import pytest
+from helpers import assert_user_error
+from test_cv import cv_cli, run_tiny
+
+from kaggle_digits.budget import Rows, makespan, plan_budget, run_seconds
+from kaggle_digits.config import CVConfig, preset_config
+from kaggle_digits.cv import all_pairs, rerun_command
+from kaggle_digits.errors import UserError
+from kaggle_digits.pairs import EpochReport, StepTiming
+from kaggle_digits.progress import Progress
+
+ROWS = Rows(train=33600, holdout=8400, test=28000)
+TIMINGS = {
+    "strided-cnn": StepTiming("strided-cnn", 0.2, 0.0004, 3.0),
+    "fast-cnn": StepTiming("fast-cnn", 0.1, 0.0002, 2.0),
+}
+CONFIG = CVConfig(folds=5, members=("strided-cnn",), batch_size=128)
+
+
+def test_makespan_hands_jobs_to_the_first_free_worker():
+    assert makespan([10, 10, 10, 10, 10], workers=2) == 30  # three rounds, the last half full
+    assert makespan([10, 10, 10, 10], workers=2) == 20
+    assert makespan([10], workers=2, busy=[25, 5]) == 25  # the job waits for the 5 s worker
+    assert makespan([], workers=2, busy=[7]) == 7
+
+
+def test_a_smaller_budget_plans_fewer_epochs_and_each_plan_fits():
+    plans = [plan_budget(CONFIG, TIMINGS, ROWS, 2, minutes * 60) for minutes in (10, 30, 60)]
+    epochs = [plan.epochs for plan in plans]
+    assert epochs == sorted(epochs) and epochs[0] < epochs[-1]
+    for plan, minutes in zip(plans, (10, 30, 60), strict=True):
+        assert plan.estimated_seconds <= minutes * 60
+        one_more = run_seconds(CONFIG, plan.members, plan.epochs + 1, TIMINGS, ROWS, 2)
+        assert one_more > 0.93 * minutes * 60  # nothing left on the table
+
+
+def test_more_workers_buy_more_epochs():
+    one = plan_budget(CONFIG, TIMINGS, ROWS, 1, 30 * 60)
+    two = plan_budget(CONFIG, TIMINGS, ROWS, 2, 30 * 60)
+    assert two.epochs > one.epochs
+
+
+def test_members_are_dropped_only_when_they_would_be_too_short():
+    config = CVConfig(folds=5, members=("strided-cnn", "fast-cnn"), batch_size=128)
+    long = plan_budget(config, TIMINGS, ROWS, 2, 120 * 60)
+    assert long.members == ("strided-cnn", "fast-cnn") and long.epochs >= 6
+    short = plan_budget(config, TIMINGS, ROWS, 2, 12 * 60)
+    assert short.members == ("strided-cnn",)
+
+
+def test_a_budget_too_small_for_one_epoch_is_refused():
+    config = CVConfig(folds=5, members=("strided-cnn",), budget_minutes=1)
+    with pytest.raises(UserError, match="too small for one epoch per pair"):
+        plan_budget(config, TIMINGS, ROWS, 2, 60)
+
+
+def test_eta_counts_the_pairs_running_at_once():
+    config = CVConfig(folds=2, members=("fast-cnn", "strided-cnn"), epochs=3)
+    pairs = all_pairs(config)  # four pairs of three epochs
+    progress = Progress(pairs, [], 3, 2, workers=2, log=lambda line: None)
+    for pair in pairs[:2]:
+        progress.epoch_done(EpochReport(pair, 1, {}, 10.0))
+    # two pairs have 2 epochs (20 s) left, then two more of 3 epochs (30 s) each, in parallel
+    assert progress.eta() == pytest.approx(50 + 20)  # + summing up the run
+
+
+def test_epochs_replace_a_presets_budget_and_not_both():
+    assert preset_config("default").budget_minutes > 0
+    assert preset_config("default", epochs=3).budget_minutes == 0
+    with pytest.raises(UserError, match="--epochs or --budget"):
+        preset_config("default", epochs=3, budget_minutes=10)
+
+
+def test_rerun_command_names_the_chosen_epochs_and_members():
+    config = preset_config("default", budget_minutes=10)
+    chosen = CVConfig(**{**config.__dict__, "epochs": 13, "members": ("fast-cnn",), "workers": 2})
+    command = rerun_command(chosen)
+    assert command.startswith("kaggle-digits cv --preset default ")
+    assert "--epochs 13" in command and "--members fast-cnn" in command
+    assert "--workers 2" in command and "budget" not in command
+
+
+def test_a_budgeted_run_records_its_plan(small, tmp_path):
+    config = CVConfig(
+        preset="test", folds=2, members=("tiny-cnn",), batch_size=32, budget_minutes=1
+    )
+    result = run_tiny(small, tmp_path, config)
+    saved = json.loads((result.run_dir / "config.json").read_text())
+    assert saved["budget_minutes"] == 1
+    assert saved["epochs"] == saved["budget_plan"]["epochs"] >= 1
+    assert saved["budget_plan"]["estimated_minutes"] <= 1
+    assert len(json.loads((result.run_dir / "metrics.json").read_text())["pairs"]) == 2
+    assert np.isfinite(result.metrics["oof_accuracy"])
+
+
+def test_cli_refuses_a_budget_too_small(small, tmp_path):
+    result = cv_cli(small, tmp_path, "--folds", "2", "--members", "tiny-cnn", "--budget", "0.001")
+    assert_user_error(result, "budget of 0.001 min is too small for one epoch per pair")
+    assert_user_error(cv_cli(small, tmp_path, "--epochs", "2", "--budget", "5"), "not both")
