@@ -137,6 +137,21 @@ def test_sample_submission_ids_must_count_from_the_start(small):
     assert_user_error(info(small), "sample_submission.csv", "row 4", "'ImageId'", "expected id 4")
 
 
+@pytest.mark.parametrize(
+    "encode, fragments",
+    [
+        (lambda text: text.encode("utf-16"), ["UTF-16 text", "save it as UTF-8"]),
+        (lambda text: bytes(range(256)) * 40, ["binary", "NUL bytes"]),
+        (lambda text: text.encode("latin-1") + b"\xe9,1\n", ["byte", "0xe9", "not a UTF-8"]),
+        (lambda text: b"\xc3\x28" + text.encode(), ["byte 0 (0xc3)", "not a UTF-8"]),
+    ],
+    ids=["utf-16", "binary", "latin-1 tail", "garbage head"],
+)
+def test_a_csv_that_is_not_utf8_text_is_one_clear_line(small, encode, fragments):
+    small.test_csv.write_bytes(encode(small.test_csv.read_text()))
+    assert_user_error(info(small), "test.csv", *fragments)
+
+
 def test_empty_file(small):
     small.test_csv.write_text("")
     assert_user_error(info(small), "test.csv", "empty")

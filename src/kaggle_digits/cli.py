@@ -117,7 +117,7 @@ def cv(
     preset: Annotated[
         str,
         typer.Option(
-            help="quick (a smoke run), default (about an hour on 2 CPU cores), strong (GPU)."
+            help="quick (under 5 minutes on 2 CPU cores), default (under an hour), strong (GPU)."
         ),
     ] = "default",
     folds: Annotated[int | None, typer.Option(help="Number of stratified folds.")] = None,
@@ -171,8 +171,9 @@ def cv(
 ) -> None:
     """Stratified k-fold training of a CNN ensemble: OOF score, test predictions, a run folder.
 
-    Examples: kaggle-digits cv --preset quick; kaggle-digits cv --folds 5 --members fast-cnn,resnet
-    --epochs 20; kaggle-digits cv --resume runs/20261123-101500-default
+    Examples: kaggle-digits cv --preset quick; kaggle-digits cv --budget 10;
+    kaggle-digits cv --folds 5 --members fast-cnn,resnet --epochs 20 --workers 2 --ema 0.999;
+    kaggle-digits cv --resume runs/20261123-101500-default
     """
     # no Keras here: with --workers the pairs train in processes of their own
     from kaggle_digits.config import preset_config

@@ -4,6 +4,7 @@ Every check names the file, the row and the column of the first problem it finds
 Rows are counted from 1 after the header, so row R is on line R + 1 of the file.
 """
 
+import codecs
 import csv
 import hashlib
 import re
@@ -98,15 +99,43 @@ def read_sample_submission(path: Path, competition: Competition, expected_rows: 
 
 
 def read_csv_checked(path: Path, expected_columns: list[str]) -> pd.DataFrame:
+    _check_text(path)
     _check_header(path, expected_columns)
     try:
-        return pd.read_csv(path, engine="c")
+        return pd.read_csv(path, engine="c", encoding="utf-8")
     except pd.errors.ParserError as error:
         raise UserError(f"{path}: {_describe_parser_error(error)}") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: {_not_utf8(error)}") from None
+
+
+def _check_text(path: Path, sample_bytes: int = 1 << 16) -> None:
+    """A CSV must be UTF-8 text: a binary file or a UTF-16 one (saved by mistake) is refused
+    here, with one line, rather than deep inside the parser."""
+    with open(path, "rb") as file:
+        sample = file.read(sample_bytes)
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in sample:
+        kind = (
+            "UTF-16 text"
+            if sample[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+            else ("binary (it holds NUL bytes)")
+        )
+        raise UserError(f"{path}: not a UTF-8 text CSV: the file is {kind}; save it as UTF-8 CSV")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: {_not_utf8(error)}") from None
+
+
+def _not_utf8(error: UnicodeDecodeError) -> str:
+    return (
+        f"not a UTF-8 text CSV: byte {error.start} (0x{error.object[error.start]:02x}) "
+        "cannot be decoded; save it as UTF-8 CSV"
+    )
 
 
 def _check_header(path: Path, expected: list[str]) -> None:
-    with open(path, newline="") as file:
+    with open(path, newline="", encoding="utf-8") as file:
         header = next(csv.reader(file), None)
     if not header:
         raise UserError(f"{path}: the file is empty; expected the header {_preview(expected)}")
