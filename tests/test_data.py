@@ -178,3 +178,24 @@ def test_the_shipped_spec_describes_the_real_competition():
     assert competition.train_columns[-1] == "pixel783"
     assert (competition.train_rows, competition.test_rows) == (42000, 28000)
     assert competition.submission_columns == ["ImageId", "Label"]
+
+
+def test_a_read_only_data_folder_works(small, tmp_path, monkeypatch):
+    """As in a Kaggle notebook, where /kaggle/input is a read-only mount: nothing is written
+    beside the CSVs; the cache and the sample grid go to the user's cache folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    small.folder.chmod(0o555)
+    # root may write into a folder without write permission: report what a read-only mount does
+    monkeypatch.setattr(data, "is_writable", lambda folder: folder != small.folder)
+    before = sorted(path.name for path in small.folder.iterdir())
+    try:
+        result = info(small)
+        assert result.exit_code == 0, result.output
+        user_cache = tmp_path / "user-cache" / "kaggle-digits" / small.folder.name
+        assert (user_cache / data.CACHE_NAME).is_file()
+        assert (user_cache / "samples.png").is_file()
+        assert sorted(path.name for path in small.folder.iterdir()) == before
+        competition = load_competition(small.spec_path)
+        assert data.load_dataset(competition, small.data_dir).train_images.shape[0] == 200
+    finally:
+        small.folder.chmod(0o755)

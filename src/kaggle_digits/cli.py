@@ -89,7 +89,9 @@ def info(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", help="PNG grid of sample digits. Default: data/<slug>/samples.png"
+            "--output",
+            help="PNG grid of sample digits. Default: data/<slug>/samples.png "
+            "(~/.cache/kaggle-digits/<slug>/ when the data folder is read-only)",
         ),
     ] = None,
 ) -> None:
@@ -97,7 +99,7 @@ def info(
 
     Example: kaggle-digits info --output samples.png
     """
-    from kaggle_digits.data import load_dataset
+    from kaggle_digits.data import load_dataset, writable_folder
     from kaggle_digits.info import describe_dataset, sample_digits_figure
 
     with user_errors():
@@ -105,7 +107,8 @@ def info(
         started = time.perf_counter()
         dataset = load_dataset(competition, ctx.obj.data_dir)
         load_seconds = time.perf_counter() - started
-        png = output or Path(ctx.obj.data_dir) / competition.slug / "samples.png"
+        folder = writable_folder(Path(ctx.obj.data_dir) / competition.slug, competition.slug)
+        png = output or folder / "samples.png"
         typer.echo(describe_dataset(dataset, competition))
         typer.echo(f"loaded in    {load_seconds:.2f} s")
         typer.echo(f"sample grid  {sample_digits_figure(dataset, png)}")

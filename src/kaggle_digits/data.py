@@ -7,6 +7,7 @@ Rows are counted from 1 after the header, so row R is on line R + 1 of the file.
 import codecs
 import csv
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,8 @@ def load_dataset(competition: Competition, data_root: Path) -> Dataset:
         if not path.is_file():
             raise UserError(f"{path}: not found; run `kaggle-digits download` first")
     fingerprint = fingerprint_files(paths, salt=competition.fingerprint())
-    cached = _read_cache(folder / CACHE_NAME, fingerprint)
+    cache = writable_folder(folder, competition.slug) / CACHE_NAME
+    cached = _read_cache(cache, fingerprint)
     if cached is not None:
         return cached
     train_path, test_path, sample_path = paths
@@ -45,8 +47,22 @@ def load_dataset(competition: Competition, data_root: Path) -> Dataset:
     test_images = read_test_csv(test_path, competition, expected_rows=competition.test_rows)
     read_sample_submission(sample_path, competition, expected_rows=len(test_images))
     dataset = Dataset(train_images, train_labels, test_images, fingerprint)
-    _write_cache(folder / CACHE_NAME, dataset)
+    _write_cache(cache, dataset)
     return dataset
+
+
+def writable_folder(folder: Path, slug: str) -> Path:
+    """Where files derived from the data go (the cache, the sample grid): beside the CSVs,
+    unless that folder is read-only (a Kaggle notebook's /kaggle/input), then the user's cache
+    folder ($XDG_CACHE_HOME or ~/.cache)/kaggle-digits/<slug>."""
+    if is_writable(folder):
+        return folder
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache_home / "kaggle-digits" / slug
+
+
+def is_writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK)
 
 
 def fingerprint_files(paths: list[Path], salt: str = "") -> str:
