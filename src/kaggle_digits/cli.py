@@ -267,6 +267,23 @@ def submissions(
         show_submissions(ctx.obj.competition, submissions_dir, log=echo)
 
 
+@app.command()
+def runs(
+    runs_dir: Annotated[Path, typer.Option(help="Where run folders are.")] = Path("runs"),
+    submissions_dir: Annotated[
+        Path, typer.Option(help="Where ledger.csv is (for the best public score).")
+    ] = Path("submissions"),
+) -> None:
+    """Every run, newest first: preset, members, epochs, OOF, minutes, best public score, and
+    how to finish an incomplete one.
+
+    Example: kaggle-digits runs
+    """
+    from kaggle_digits.runs import list_runs, runs_table
+
+    echo(runs_table(list_runs(runs_dir, submissions_dir)))
+
+
 @app.command("predict")
 def predict_command(
     ctx: typer.Context,
