@@ -102,3 +102,39 @@ def test_cli_refuses_a_budget_too_small(small, tmp_path):
     result = cv_cli(small, tmp_path, "--folds", "2", "--members", "tiny-cnn", "--budget", "0.001")
     assert_user_error(result, "budget of 0.001 min is too small for one epoch per pair")
     assert_user_error(cv_cli(small, tmp_path, "--epochs", "2", "--budget", "5"), "not both")
+
+
+def test_a_running_epochs_progress_shows_and_shortens_the_eta():
+    config = CVConfig(folds=2, members=("fast-cnn",), epochs=3)
+    pairs = all_pairs(config)
+    shown = []
+    progress = Progress(pairs, [], 3, 2, workers=2, log=lambda line: None, status=shown.append)
+    for pair in pairs:
+        progress.epoch_done(EpochReport(pair, 1, {}, 10.0))
+    before = progress.eta()
+    progress.epoch_done(EpochReport(pairs[0], 2, {}, 5.0, step=50, steps=100, finished=False))
+    assert "fold 1 epoch 2/3 [#####.....] 50/100" in shown[-1]
+    assert "10.0 steps/s" in shown[-1] and "ETA" in shown[-1]
+    assert progress.eta() == before  # the other pair, half an epoch behind, ends last
+    progress.epoch_done(EpochReport(pairs[1], 2, {}, 5.0, step=50, steps=100, finished=False))
+    assert progress.eta() == pytest.approx(before - 5)
+
+
+def test_training_reports_progress_inside_each_epoch(small):
+    from kaggle_digits.competition import load_competition
+    from kaggle_digits.data import load_dataset
+    from kaggle_digits.training import EpochReporter, train_model
+
+    dataset = load_dataset(load_competition(small.spec_path), small.data_dir)
+    reports = []
+    config = CVConfig(epochs=2, batch_size=50, augment=False)
+    reporter = EpochReporter(lambda *report: reports.append(report), every_seconds=0)
+    train_model(
+        "mlp", dataset.train_images, dataset.train_labels, config, 10, 0, callbacks=[reporter]
+    )
+    partial = [report for report in reports if not report[-1]]
+    finished = [report for report in reports if report[-1]]
+    assert [report[0] for report in finished] == [1, 2]
+    assert [(report[3], report[4]) for report in partial if report[0] == 1] == [
+        (1, 4), (2, 4), (3, 4), (4, 4)
+    ]  # fmt: skip

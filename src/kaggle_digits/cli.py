@@ -5,6 +5,8 @@ Errors a user can cause (UserError) become one line on stderr and exit code 2.
 
 import contextlib
 import os
+import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,7 +204,16 @@ def cv(
     with user_errors():
         config = preset_config(preset, **overrides, workers=workers)
         resume_dir = resolve_resume(resume, runs_dir, overrides) if resume else None
-        run_cv(config, ctx.obj.competition, ctx.obj.data_dir, runs_dir, resume=resume_dir, log=echo)
+        terminal = Terminal()
+        run_cv(
+            config,
+            ctx.obj.competition,
+            ctx.obj.data_dir,
+            runs_dir,
+            resume=resume_dir,
+            log=terminal.log,
+            status=terminal.status if terminal.live else None,
+        )
 
 
 @app.command()
@@ -268,6 +279,25 @@ def submissions(
 
 
 @app.command()
+def blend(
+    ctx: typer.Context,
+    run_names: Annotated[list[str], typer.Argument(help="Complete runs (folders or names).")],
+    method: Annotated[
+        str, typer.Option(help="greedy (ensemble selection by log loss) or mean.")
+    ] = "greedy",
+    runs_dir: Annotated[Path, typer.Option(help="Where run folders are.")] = Path("runs"),
+) -> None:
+    """Blend complete runs made on the same folds into a new run that submit and predict use.
+
+    Example: kaggle-digits blend 20261124-101500-quick 20261124-121000-default
+    """
+    from kaggle_digits.blend import blend_runs
+
+    with user_errors():
+        blend_runs(run_names, ctx.obj.competition, ctx.obj.data_dir, runs_dir, method, log=echo)
+
+
+@app.command()
 def runs(
     runs_dir: Annotated[Path, typer.Option(help="Where run folders are.")] = Path("runs"),
     submissions_dir: Annotated[
@@ -317,6 +347,25 @@ def predict_command(
 
 def echo(line: str) -> None:
     typer.echo(line)
+
+
+class Terminal:
+    """Log lines, and on a terminal (not a log file) one status line redrawn in place."""
+
+    def __init__(self) -> None:
+        self.live = sys.stdout.isatty()
+        self.showing = False
+
+    def status(self, text: str) -> None:
+        width = shutil.get_terminal_size().columns - 1
+        typer.echo("\r\033[K" + text[:width], nl=False)
+        self.showing = True
+
+    def log(self, line: str) -> None:
+        if self.showing:
+            typer.echo("\r\033[K", nl=False)
+            self.showing = False
+        typer.echo(line)
 
 
 def main() -> None:

@@ -68,8 +68,12 @@ def run_cv(
     runs_dir: Path,
     resume: Path | None = None,
     log: Log = print,
+    status: Log | None = None,
 ) -> CVResult:
-    """Train every (fold, member) pair not yet finished, then score and save the ensemble."""
+    """Train every (fold, member) pair not yet finished, then score and save the ensemble.
+
+    `log` gets a line per event; `status`, if given, a transient line (for a terminal) with
+    the progress of each running epoch."""
     started = time.perf_counter()
     dataset = load_dataset(competition, data_root)
     if resume is not None:
@@ -98,7 +102,7 @@ def run_cv(
             save_array(run_dir / "folds.npy", fold_of_row)
         log(f"run {run_dir}")
         log("config " + ", ".join(f"{key}={value}" for key, value in config.to_dict().items()))
-        train_pairs(run_dir, config, data, runner, log)
+        train_pairs(run_dir, config, data, runner, log, status)
     return finish_run(run_dir, config, dataset, fold_of_row, competition, log)
 
 
@@ -115,12 +119,19 @@ def is_finished(run_dir: Path, pair: Pair) -> bool:
 
 
 def train_pairs(
-    run_dir: Path, config: CVConfig, data: TrainingData, runner: Runner, log: Log
+    run_dir: Path,
+    config: CVConfig,
+    data: TrainingData,
+    runner: Runner,
+    log: Log,
+    status: Log | None = None,
 ) -> None:
     """Train the pairs not yet finished; each is saved the moment it finishes."""
     pairs = all_pairs(config)
     finished = [pair for pair in pairs if is_finished(run_dir, pair)]
-    progress = Progress(pairs, finished, config.epochs, config.folds, config.workers, log)
+    progress = Progress(
+        pairs, finished, config.epochs, config.folds, config.workers, log, status=status
+    )
     for pair in finished:
         log(f"{progress.label(pair)}: done")
     if config.workers > 1:

@@ -52,10 +52,15 @@ class TrainingData:
 
 @dataclass(frozen=True)
 class EpochReport:
+    """An epoch's end (finished), or how far a running epoch has got (about once a second)."""
+
     pair: Pair
     epoch: int  # 1-based
     logs: dict
-    seconds: float
+    seconds: float  # the epoch's, or so far
+    step: int = 0
+    steps: int = 0
+    finished: bool = True
 
 
 @dataclass(frozen=True)

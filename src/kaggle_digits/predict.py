@@ -88,14 +88,22 @@ def _centre_of_mass(image: np.ndarray) -> tuple[float, float]:
 
 
 def ensemble_probs(run_dir: Path, images: np.ndarray) -> np.ndarray:
-    """The mean probabilities of every (fold, member) model saved in a run."""
+    """The mean probabilities of every (fold, member) model saved in a run (for a blend, the
+    weighted sum of its source runs')."""
     import keras
 
     from kaggle_digits import layers  # noqa: F401  (registers the custom layers)
     from kaggle_digits.cv import pair_dir
     from kaggle_digits.training import predict_probs
 
-    config = CVConfig.from_dict(read_json(run_dir / "config.json"))
+    saved = read_json(run_dir / "config.json")
+    if "sources" in saved:  # a blend: its source runs' ensembles, weighted
+        return sum(
+            weight * ensemble_probs(run_dir.parent / source, images)
+            for source, weight in zip(saved["sources"], saved["weights"], strict=True)
+            if weight > 0
+        )
+    config = CVConfig.from_dict(saved)
     total = None
     for fold in range(config.folds):
         for member, architecture in enumerate(config.members):

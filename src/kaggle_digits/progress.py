@@ -1,5 +1,6 @@
 """Progress of a cross-validation run: a line per finished epoch of every pair, with an ETA
-for the whole run that knows how many pairs train at once."""
+for the whole run that knows how many pairs train at once; on a terminal, a status line in
+between that shows how far each running epoch has got."""
 
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ class Progress:
         log: Log,
         estimated_epoch_seconds: dict[str, float] | None = None,
         estimated_overhead_seconds: float = 0.0,
+        status: Log | None = None,
     ) -> None:
         self.pending = [pair for pair in pairs if pair not in finished]
         self.epochs, self.folds, self.workers, self.log = epochs, folds, workers, log
@@ -32,6 +34,8 @@ class Progress:
         self.estimated_epoch_seconds = dict(estimated_epoch_seconds or {})
         self.overheads = [estimated_overhead_seconds] if estimated_overhead_seconds else []
         self.started = time.perf_counter()
+        self.status = status  # shows a transient line (a terminal's); None: log lines only
+        self.partial: dict[Pair, EpochReport] = {}
 
     def label(self, pair: Pair) -> str:
         return (
@@ -40,6 +44,12 @@ class Progress:
         )
 
     def epoch_done(self, report: EpochReport) -> None:
+        if not report.finished:
+            self.partial[report.pair] = report
+            if self.status is not None:
+                self.status(self.status_line())
+            return
+        self.partial.pop(report.pair, None)
         self.epochs_done[report.pair] = report.epoch
         self.epoch_seconds.setdefault(report.pair.architecture, []).append(report.seconds)
         logs = report.logs
@@ -56,6 +66,7 @@ class Progress:
         self.overheads.append(max(0.0, output.seconds - sum(trained)))
         self.pending.remove(pair)
         self.epochs_done.pop(pair, None)
+        self.partial.pop(pair, None)
         self.log(
             f"{self.label(pair)}: held-out accuracy {holdout_accuracy:.5f} "
             f"loss {holdout_loss:.4f} in {output.seconds / 60:.1f} min"
@@ -68,11 +79,30 @@ class Progress:
         running = [pair for pair in self.pending if pair in self.epochs_done]
         waiting = [pair for pair in self.pending if pair not in self.epochs_done]
         busy = [
-            (self.epochs - self.epochs_done[pair]) * self.seconds_per_epoch(pair) + overhead
+            (self.epochs - self.epochs_done[pair] - self.fraction(pair))
+            * self.seconds_per_epoch(pair)
+            + overhead
             for pair in running
         ]
         queued = [self.epochs * self.seconds_per_epoch(pair) + overhead for pair in waiting]
         return makespan(queued, max(self.workers, len(busy)), busy) + FINISH_SECONDS
+
+    def fraction(self, pair: Pair) -> float:
+        """How much of its running epoch a pair has done."""
+        report = self.partial.get(pair)
+        return report.step / report.steps if report and report.steps else 0.0
+
+    def status_line(self) -> str:
+        """Each running epoch's progress bar, the steps a second of all, and the ETA."""
+        cells, rate = [], 0.0
+        for pair, report in sorted(self.partial.items(), key=lambda item: item[0].fold):
+            done = int(10 * self.fraction(pair))
+            cells.append(
+                f"fold {pair.fold + 1} epoch {report.epoch}/{self.epochs} "
+                f"[{'#' * done}{'.' * (10 - done)}] {report.step}/{report.steps}"
+            )
+            rate += report.step / max(report.seconds, 1e-9)
+        return " | ".join(cells) + f" | {rate:.1f} steps/s | ETA {duration(self.eta())}"
 
     def seconds_per_epoch(self, pair: Pair) -> float:
         measured = self.epoch_seconds.get(pair.architecture)

@@ -109,18 +109,29 @@ def predict_probs(
 
 
 class EpochReporter(keras.callbacks.Callback):
-    """Calls report(epoch, logs, seconds) as each epoch ends (epochs counted from 1)."""
+    """Calls report(epoch, logs, seconds, step, steps, finished) as each epoch ends, and about
+    once a second during an epoch with finished=False (epochs and steps counted from 1)."""
 
-    def __init__(self, report: Callable[[int, dict, float], None]) -> None:
+    def __init__(self, report: Callable[..., None], every_seconds: float = 1.0) -> None:
         super().__init__()
         self.report = report
+        self.every_seconds = every_seconds
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
+        self.epoch = epoch + 1
+        self.started = self.reported = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if now - self.reported >= self.every_seconds:
+            self.reported = now
+            steps = self.params.get("steps") or 0
+            self.report(self.epoch, {}, now - self.started, batch + 1, steps, False)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {name: float(value) for name, value in (logs or {}).items()}
-        self.report(epoch + 1, logs, time.perf_counter() - self.started)
+        steps = self.params.get("steps") or 0
+        self.report(epoch + 1, logs, time.perf_counter() - self.started, steps, steps, True)
 
 
 class BatchClock(keras.callbacks.Callback):
