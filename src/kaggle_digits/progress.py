@@ -22,8 +22,6 @@ class Progress:
         folds: int,
         workers: int,
         log: Log,
-        estimated_epoch_seconds: dict[str, float] | None = None,
-        estimated_overhead_seconds: float = 0.0,
         status: Log | None = None,
     ) -> None:
         self.pending = [pair for pair in pairs if pair not in finished]
@@ -31,8 +29,7 @@ class Progress:
         self.members = len({pair.member for pair in pairs})
         self.epochs_done: dict[Pair, int] = {}
         self.epoch_seconds: dict[str, list[float]] = {}
-        self.estimated_epoch_seconds = dict(estimated_epoch_seconds or {})
-        self.overheads = [estimated_overhead_seconds] if estimated_overhead_seconds else []
+        self.overheads: list[float] = []
         self.started = time.perf_counter()
         self.status = status  # shows a transient line (a terminal's); None: log lines only
         self.partial: dict[Pair, EpochReport] = {}
@@ -109,8 +106,6 @@ class Progress:
         if measured:
             # the first epoch also traces the graph: leave it out once there are others
             return float(np.mean(measured[1:][-10:] or measured))
-        if pair.architecture in self.estimated_epoch_seconds:
-            return self.estimated_epoch_seconds[pair.architecture]
         every = [seconds for values in self.epoch_seconds.values() for seconds in values]
         return float(np.mean(every)) if every else 0.0
 
