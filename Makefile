@@ -10,7 +10,7 @@ PRESET ?= default
 FOLDS ?=
 BENCH_DATA ?= ../shared/datasets/digit-recognizer.zip
 
-.PHONY: install download info cv submit submissions test lint format bench holdout frontier clean
+.PHONY: install download info cv submit submissions test lint format bench holdout frontier photos clean
 
 install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools
 
@@ -54,6 +54,9 @@ holdout: $(INSTALLED)  ## OOF vs accuracy on withheld labelled rows (a stand-in 
 
 frontier: $(INSTALLED)  ## accuracy against minutes: budgets of 5, 10, 30, 60 min -> reports/frontier.png
 	$(BIN)/python benchmarks/frontier.py --data $(BENCH_DATA) --preset $(PRESET) $(if $(FOLDS),--folds $(FOLDS))
+
+photos: $(INSTALLED)  ## predict on photo-like digits (ruled paper, shadows, ...) per kind, before/now
+	$(BIN)/python benchmarks/photos.py --data $(BENCH_DATA)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -39,20 +39,25 @@ def isolated_home(tmp_path, monkeypatch):
 @pytest.fixture
 def kaggle_server(tmp_path, monkeypatch, isolated_home):
     """The stand-in Kaggle server, with the real client pointed at it and credentials set."""
+    zip_bytes, test_labels = competition_zip(TRAIN_ROWS, TEST_ROWS)
+    stub = StubKaggle(slug=SLUG, zip_bytes=zip_bytes, hidden_labels=list(test_labels)).start()
+    point_client_at(stub, monkeypatch)
+    stub.spec_path = write_spec(tmp_path, TRAIN_ROWS, TEST_ROWS)
+    stub.data_dir = tmp_path / "data"
+    yield stub
+    stub.stop()
+
+
+def point_client_at(stub: StubKaggle, monkeypatch) -> None:
+    """The real `kaggle` client, talking to the stand-in server with its credentials."""
     from kaggle.api.kaggle_api_extended import KaggleApi
     from kagglesdk import kaggle_env
 
-    zip_bytes, test_labels = competition_zip(TRAIN_ROWS, TEST_ROWS)
-    stub = StubKaggle(slug=SLUG, zip_bytes=zip_bytes, hidden_labels=list(test_labels)).start()
     monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.LOCAL, stub.url)
     monkeypatch.setattr(KaggleApi, "args", ["--local"])
     monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "LOCALHOST")
     monkeypatch.setenv("KAGGLE_USERNAME", stub.username)
     monkeypatch.setenv("KAGGLE_KEY", stub.key)
-    stub.spec_path = write_spec(tmp_path, TRAIN_ROWS, TEST_ROWS)
-    stub.data_dir = tmp_path / "data"
-    yield stub
-    stub.stop()
 
 
 def pytest_configure(config):

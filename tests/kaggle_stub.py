@@ -37,6 +37,7 @@ class StubKaggle:
     username: str = "tester"
     key: str = "secret-key-123"
     hidden_labels: list[int] | None = None  # scores uploads when set
+    submission_columns: tuple[str, str] = ("ImageId", "Label")
     rules_accepted: bool = True
     submissions_left: int = 5
     fail_next_upload: int = 0  # how many PUTs to answer with 500
@@ -62,8 +63,8 @@ class StubKaggle:
             return "COMPLETE", "", ""
         try:
             frame = pd.read_csv(io.BytesIO(content))
-            labels = frame["Label"].to_numpy()
-            assert list(frame.columns) == ["ImageId", "Label"]
+            assert tuple(frame.columns) == self.submission_columns
+            labels = frame[self.submission_columns[1]].to_numpy()
             assert len(labels) == len(self.hidden_labels)
         except Exception:
             return "ERROR", "", "Submission file has an invalid format."

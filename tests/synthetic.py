@@ -1,6 +1,7 @@
 """Small, learnable, Kaggle-shaped digit data that the tests make for themselves."""
 
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from kaggle_digits.predict import mnist_style
+from kaggle_digits.predict import ink_to_frame
 
 SLUG = "digit-recognizer"
 
@@ -62,7 +63,8 @@ def make_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
             stroke_fill=255,
         )
         canvas = canvas.rotate(float(rng.uniform(-12, 12)), resample=Image.Resampling.BILINEAR)
-        images[index] = mnist_style(np.asarray(canvas, dtype=np.float32))
+        # a clean white-on-black canvas: its pixels are the ink, no photo to search
+        images[index] = ink_to_frame(np.asarray(canvas, dtype=np.float32) / 255, (28, 28, 1))
     return images, labels.astype(np.int64)
 
 
@@ -113,9 +115,31 @@ def write_competition(root: Path, train_rows: int = 200, test_rows: int = 50) ->
     return SmallCompetition(root, spec_path, root / "data", folder, test_labels)
 
 
-def competition_zip(train_rows: int, test_rows: int, extra: dict[str, bytes] | None = None):
-    """The bytes of a Kaggle-shaped competition zip, and its hidden test labels."""
-    train, test, sample, test_labels = competition_frames(train_rows, test_rows)
+def kannada_frames(train_rows: int, test_rows: int, seed: int = 1):
+    """Frames in Kannada-MNIST's format: test.csv starts with an `id` column, ids run from
+    0, and the sample submission is `id,label`."""
+    train, test, _, test_labels = competition_frames(train_rows, test_rows, seed)
+    test.insert(0, "id", np.arange(test_rows))
+    sample = pd.DataFrame({"id": np.arange(test_rows), "label": 0})
+    return train, test, sample, test_labels
+
+
+def kannada_spec(root: Path, slug: str, train_rows: int, test_rows: int) -> Path:
+    """The project's own competition/kannada-mnist.toml with its slug and row counts changed."""
+    project_spec = Path(__file__).resolve().parents[1] / "competition" / "kannada-mnist.toml"
+    text = project_spec.read_text()
+    for field, value in (
+        ("slug", f'"{slug}"'),
+        ("train_rows", str(train_rows)),
+        ("test_rows", str(test_rows)),
+    ):
+        text = re.sub(rf"^{field} = .*$", f"{field} = {value}", text, count=1, flags=re.M)
+    spec_path = root / "kannada-like.toml"
+    spec_path.write_text(text)
+    return spec_path
+
+
+def zip_frames(train, test, sample, extra: dict[str, bytes] | None = None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("train.csv", train.to_csv(index=False))
@@ -123,4 +147,10 @@ def competition_zip(train_rows: int, test_rows: int, extra: dict[str, bytes] | N
         archive.writestr("sample_submission.csv", sample.to_csv(index=False))
         for name, content in (extra or {}).items():
             archive.writestr(name, content)
-    return buffer.getvalue(), test_labels
+    return buffer.getvalue()
+
+
+def competition_zip(train_rows: int, test_rows: int, extra: dict[str, bytes] | None = None):
+    """The bytes of a Kaggle-shaped competition zip, and its hidden test labels."""
+    train, test, sample, test_labels = competition_frames(train_rows, test_rows)
+    return zip_frames(train, test, sample, extra), test_labels

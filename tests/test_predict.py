@@ -28,7 +28,7 @@ def test_mnist_style_recovers_a_scaled_shifted_inverted_digit(trained):
 
     dataset = load_dataset(load_competition(trained.spec_path), trained.data_dir)
     for image in dataset.train_images[:5]:
-        processed = mnist_style(np.asarray(as_photo(image), dtype=np.float32))
+        processed = mnist_style(np.asarray(as_photo(image), dtype=np.float32), (28, 28, 1))
         assert processed.shape == (28, 28, 1) and processed.dtype == np.uint8
         correlation = np.corrcoef(processed.ravel().astype(float), image.ravel().astype(float))[
             0, 1

@@ -39,7 +39,7 @@ def blend_runs(
         raise UserError(f"unknown blend method '{method}' (choose from {', '.join(METHODS)})")
     if len(names) < 2:
         raise UserError("give at least two runs to blend")
-    sources = [find_run(runs_dir, name) for name in names]
+    sources = [find_run(runs_dir, name, competition) for name in names]
     dataset = load_dataset(competition, data_root)
     fold_of_row = check_compatible(sources, dataset.fingerprint)
     labels = dataset.train_labels
@@ -67,6 +67,7 @@ def blend_runs(
         run_dir / "config.json",
         {
             "preset": "blend",
+            "competition": competition.slug,
             "method": method,
             "sources": [source.name for source in sources],
             "weights": [round(float(weight), 4) for weight in weights],

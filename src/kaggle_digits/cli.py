@@ -21,7 +21,8 @@ from kaggle_digits.competition import Competition, load_competition
 from kaggle_digits.errors import UserError
 
 app = typer.Typer(
-    help="Download Kaggle's Digit Recognizer, train a k-fold CNN ensemble, submit.",
+    help="Download a Kaggle pixel-CSV competition (Digit Recognizer by default), train a "
+    "k-fold CNN ensemble, submit.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -31,13 +32,20 @@ app = typer.Typer(
 class Settings:
     """The global options, shared by every command through the Typer context."""
 
-    def __init__(self, competition_path: Path | None, data_dir: Path) -> None:
-        self.competition_path = competition_path
+    def __init__(self, competition_spec: str | None, data_dir: Path) -> None:
+        self.competition_spec = competition_spec
         self.data_dir = data_dir
 
     @property
     def competition(self) -> Competition:
-        return load_competition(self.competition_path)
+        return load_competition(self.competition_spec)
+
+    def runs_dir(self, given: Path | None) -> Path:
+        """runs/<slug>/ unless a folder is given: each competition's runs kept apart."""
+        return given if given is not None else Path("runs") / self.competition.slug
+
+    def submissions_dir(self, given: Path | None) -> Path:
+        return given if given is not None else Path("submissions") / self.competition.slug
 
 
 @contextlib.contextmanager
@@ -53,10 +61,11 @@ def user_errors() -> Iterator[None]:
 def main_options(
     ctx: typer.Context,
     competition: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--competition",
-            help="Competition spec (TOML). Default: competition/digit-recognizer.toml.",
+            help="A spec's name in competition/ (digit-recognizer, kannada-mnist) or a TOML "
+            "file's path. Default: digit-recognizer.",
         ),
     ] = None,
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Where data/<slug>/ lives.")] = Path(
@@ -171,7 +180,9 @@ def cv(
     resume: Annotated[
         str | None, typer.Option(help="Finish an interrupted run (a folder, or its name in runs/).")
     ] = None,
-    runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
+    runs_dir: Annotated[
+        Path | None, typer.Option(help="Where run folders go. Default: runs/<slug>/.")
+    ] = None,
     list_models: Annotated[bool, typer.Option(help="List the architectures and exit.")] = False,
 ) -> None:
     """Stratified k-fold training of a CNN ensemble: OOF score, test predictions, a run folder.
@@ -203,6 +214,7 @@ def cv(
     )
     with user_errors():
         config = preset_config(preset, **overrides, workers=workers)
+        runs_dir = ctx.obj.runs_dir(runs_dir)
         resume_dir = resolve_resume(resume, runs_dir, overrides) if resume else None
         terminal = Terminal()
         run_cv(
@@ -230,10 +242,15 @@ def submit(
     force: Annotated[bool, typer.Option(help="Submit a file already submitted.")] = False,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the public score.")] = 300,
     poll_every: Annotated[float, typer.Option(help="Seconds between score checks.")] = 10,
-    runs_dir: Annotated[Path, typer.Option(help="Where run folders are.")] = Path("runs"),
+    runs_dir: Annotated[
+        Path | None, typer.Option(help="Where run folders are. Default: runs/<slug>/.")
+    ] = None,
     submissions_dir: Annotated[
-        Path, typer.Option(help="Where submission files and ledger.csv go.")
-    ] = Path("submissions"),
+        Path | None,
+        typer.Option(
+            help="Where submission files and ledger.csv go. Default: submissions/<slug>/."
+        ),
+    ] = None,
 ) -> None:
     """Write submissions/<run-id>.csv, validate it, upload it, print the public score.
 
@@ -247,8 +264,8 @@ def submit(
         submit_run(
             ctx.obj.competition,
             ctx.obj.data_dir,
-            runs_dir,
-            submissions_dir,
+            ctx.obj.runs_dir(runs_dir),
+            ctx.obj.submissions_dir(submissions_dir),
             run=run,
             file=file,
             message=message,
@@ -263,9 +280,9 @@ def submit(
 @app.command()
 def submissions(
     ctx: typer.Context,
-    submissions_dir: Annotated[Path, typer.Option(help="Where ledger.csv is.")] = Path(
-        "submissions"
-    ),
+    submissions_dir: Annotated[
+        Path | None, typer.Option(help="Where ledger.csv is. Default: submissions/<slug>/.")
+    ] = None,
 ) -> None:
     """The submissions ledger with each one's latest Kaggle status, CV and LB side by side.
 
@@ -275,7 +292,7 @@ def submissions(
     from kaggle_digits.submission import show_submissions
 
     with user_errors():
-        show_submissions(ctx.obj.competition, submissions_dir, log=echo)
+        show_submissions(ctx.obj.competition, ctx.obj.submissions_dir(submissions_dir), log=echo)
 
 
 @app.command()
@@ -285,7 +302,9 @@ def blend(
     method: Annotated[
         str, typer.Option(help="greedy (ensemble selection by log loss) or mean.")
     ] = "greedy",
-    runs_dir: Annotated[Path, typer.Option(help="Where run folders are.")] = Path("runs"),
+    runs_dir: Annotated[
+        Path | None, typer.Option(help="Where run folders are. Default: runs/<slug>/.")
+    ] = None,
 ) -> None:
     """Blend complete runs made on the same folds into a new run that submit and predict use.
 
@@ -294,15 +313,28 @@ def blend(
     from kaggle_digits.blend import blend_runs
 
     with user_errors():
-        blend_runs(run_names, ctx.obj.competition, ctx.obj.data_dir, runs_dir, method, log=echo)
+        blend_runs(
+            run_names,
+            ctx.obj.competition,
+            ctx.obj.data_dir,
+            ctx.obj.runs_dir(runs_dir),
+            method,
+            log=echo,
+        )
 
 
 @app.command()
 def runs(
-    runs_dir: Annotated[Path, typer.Option(help="Where run folders are.")] = Path("runs"),
+    ctx: typer.Context,
+    runs_dir: Annotated[
+        Path | None, typer.Option(help="Where run folders are. Default: runs/<slug>/.")
+    ] = None,
     submissions_dir: Annotated[
-        Path, typer.Option(help="Where ledger.csv is (for the best public score).")
-    ] = Path("submissions"),
+        Path | None,
+        typer.Option(
+            help="Where ledger.csv is (for the best public score). Default: submissions/<slug>/."
+        ),
+    ] = None,
 ) -> None:
     """Every run, newest first: preset, members, epochs, OOF, minutes, best public score, and
     how to finish an incomplete one.
@@ -311,26 +343,39 @@ def runs(
     """
     from kaggle_digits.runs import list_runs, runs_table
 
-    echo(runs_table(list_runs(runs_dir, submissions_dir)))
+    with user_errors():
+        settings = ctx.obj
+        listed = list_runs(settings.runs_dir(runs_dir), settings.submissions_dir(submissions_dir))
+    echo(runs_table(listed))
 
 
 @app.command("predict")
 def predict_command(
     ctx: typer.Context,
-    images: Annotated[list[Path] | None, typer.Argument(help="PNG or JPEG digits.")] = None,
+    images: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Photos or images of digits (PNG, JPEG, ...), or folders of them."),
+    ] = None,
     run: Annotated[
         str | None, typer.Option(help="Run folder or name in runs/. Default: newest complete.")
     ] = None,
     csv: Annotated[
         Path | None, typer.Option(help="Predict every row of a CSV in test.csv's format.")
     ] = None,
-    show: Annotated[bool, typer.Option(help="Save a figure of each processed image.")] = False,
+    show: Annotated[
+        bool,
+        typer.Option(
+            help="Save a figure: each photo, the digit the models saw, the probabilities."
+        ),
+    ] = False,
     figure: Annotated[Path, typer.Option(help="Where --show saves.")] = Path("predictions.png"),
-    runs_dir: Annotated[Path, typer.Option(help="Where run folders are.")] = Path("runs"),
+    runs_dir: Annotated[
+        Path | None, typer.Option(help="Where run folders are. Default: runs/<slug>/.")
+    ] = None,
 ) -> None:
-    """Predict your own digit images (or a test-format CSV) with a run's ensemble.
+    """Predict photos of handwritten digits (or a test-format CSV) with a run's ensemble.
 
-    Examples: kaggle-digits predict my_seven.png --show;
+    Examples: kaggle-digits predict my_seven.jpg --show; kaggle-digits predict photos/;
     kaggle-digits predict --csv data/digit-recognizer/test.csv > predictions.txt
     """
     import_keras()
@@ -338,7 +383,7 @@ def predict_command(
 
     with user_errors():
         competition = ctx.obj.competition
-        predictions = predict(competition, runs_dir, run, images or [], csv)
+        predictions = predict(competition, ctx.obj.runs_dir(runs_dir), run, images or [], csv)
         for prediction in predictions:
             typer.echo(describe(prediction, competition.classes))
         if show:

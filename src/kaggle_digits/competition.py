@@ -1,4 +1,8 @@
-"""The competition spec: everything competition-specific, read from a TOML file."""
+"""The competition spec: everything competition-specific, read from a TOML file.
+
+`competition/<name>.toml` holds one competition: its files, the layout of its CSVs (label
+and id columns, pixel columns, image shape, classes, row counts) and its submission format.
+A spec is found by path or by name (`--competition kannada-mnist`)."""
 
 import hashlib
 import math
@@ -8,15 +12,8 @@ from pathlib import Path
 
 from kaggle_digits.errors import UserError
 
-SPEC_NAME = "competition/digit-recognizer.toml"
-
-
-def default_spec_path() -> Path:
-    """The spec in the current project folder, else the one beside this source checkout."""
-    here = Path(SPEC_NAME)
-    if here.exists():
-        return here
-    return Path(__file__).resolve().parents[2] / SPEC_NAME
+SPEC_FOLDER = "competition"
+DEFAULT_NAME = "digit-recognizer"
 
 
 @dataclass(frozen=True)
@@ -37,6 +34,7 @@ class Competition:
     id_column: str
     id_start: int
     submission_label_column: str
+    test_id_column: str = ""  # a first column of ids in test.csv, if the competition has one
 
     @property
     def pixel_columns(self) -> list[str]:
@@ -45,6 +43,11 @@ class Competition:
     @property
     def train_columns(self) -> list[str]:
         return [self.label_column, *self.pixel_columns]
+
+    @property
+    def test_columns(self) -> list[str]:
+        ids = [self.test_id_column] if self.test_id_column else []
+        return [*ids, *self.pixel_columns]
 
     @property
     def submission_columns(self) -> list[str]:
@@ -64,37 +67,140 @@ class Competition:
 
     def fingerprint(self) -> str:
         """A short hash of the spec, so caches built under another spec are not reused."""
-        return hashlib.sha256(repr(sorted(asdict(self).items())).encode()).hexdigest()[:16]
+        fields = asdict(self)
+        if not fields["test_id_column"]:
+            del fields["test_id_column"]  # as before the field existed: older runs still match
+        return hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:16]
 
 
-def load_competition(path: Path | None = None) -> Competition:
-    """Read a competition spec; a missing file or field is a UserError naming it."""
-    path = Path(path) if path is not None else default_spec_path()
+def spec_folders() -> list[Path]:
+    """Where specs are looked up by name: the current project, then this source checkout."""
+    here = Path(SPEC_FOLDER)
+    beside_source = Path(__file__).resolve().parents[2] / SPEC_FOLDER
+    return [here] if here.resolve() == beside_source.resolve() else [here, beside_source]
+
+
+def find_spec(name_or_path: str | Path | None) -> Path:
+    """A spec's path, given a path or a name (`kannada-mnist`: competition/kannada-mnist.toml)."""
+    given = str(name_or_path) if name_or_path is not None else DEFAULT_NAME
+    path = Path(given)
+    if path.suffix == ".toml" or path.is_file() or len(path.parts) > 1:
+        return path
+    for folder in spec_folders():
+        candidate = folder / f"{given}.toml"
+        if candidate.is_file():
+            return candidate
+    known = sorted({spec.stem for folder in spec_folders() for spec in folder.glob("*.toml")})
+    raise UserError(
+        f"no competition spec named '{given}' (known: {', '.join(known) or 'none'}; "
+        "or pass --competition PATH.toml)"
+    )
+
+
+def load_competition(name_or_path: str | Path | None = None) -> Competition:
+    """Read a competition spec; a missing file, or a missing or contradictory field, is a
+    UserError naming it."""
+    path = find_spec(name_or_path)
     try:
         spec = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise UserError(f"{path}: competition spec not found (pass --competition PATH)") from None
+        raise UserError(
+            f"{path}: competition spec not found (pass --competition NAME|PATH)"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{path}: not valid TOML: {error}") from None
-    try:
-        files, data, submission = spec["files"], spec["data"], spec["submission"]
-        return Competition(
-            slug=spec["slug"],
-            title=spec.get("title", spec["slug"]),
-            metric=spec.get("metric", "accuracy"),
-            train_file=files["train"],
-            test_file=files["test"],
-            sample_submission_file=files["sample_submission"],
-            label_column=data["label_column"],
-            pixel_prefix=data["pixel_prefix"],
-            image_shape=tuple(data["image_shape"]),
-            pixel_range=tuple(data["pixel_range"]),
-            classes=tuple(data["classes"]),
-            train_rows=int(data["train_rows"]),
-            test_rows=int(data["test_rows"]),
-            id_column=submission["id_column"],
-            id_start=int(submission["id_start"]),
-            submission_label_column=submission["label_column"],
-        )
-    except KeyError as error:
-        raise UserError(f"{path}: competition spec is missing the field {error}") from None
+    fields = SpecFields(spec, path)
+    competition = Competition(
+        slug=fields.text("slug"),
+        title=fields.text("title", default=spec.get("slug", "")),
+        metric=fields.text("metric", default="accuracy"),
+        train_file=fields.text("files.train"),
+        test_file=fields.text("files.test"),
+        sample_submission_file=fields.text("files.sample_submission"),
+        label_column=fields.text("data.label_column"),
+        pixel_prefix=fields.text("data.pixel_prefix"),
+        image_shape=fields.integers("data.image_shape", length=3, minimum=1),
+        pixel_range=fields.integers("data.pixel_range", length=2, minimum=0),
+        classes=fields.integers("data.classes", minimum=0),
+        train_rows=fields.integer("data.train_rows", minimum=1),
+        test_rows=fields.integer("data.test_rows", minimum=1),
+        test_id_column=fields.text("data.test_id_column", default=""),
+        id_column=fields.text("submission.id_column"),
+        id_start=fields.integer("submission.id_start", minimum=0),
+        submission_label_column=fields.text("submission.label_column"),
+    )
+    check_consistent(competition, path)
+    return competition
+
+
+class SpecFields:
+    """Typed reads of dotted fields (`data.classes`), each error naming the field."""
+
+    def __init__(self, spec: dict, path: Path) -> None:
+        self.spec, self.path = spec, path
+
+    def _get(self, name: str, default=None):
+        value = self.spec
+        for part in name.split("."):
+            if not isinstance(value, dict) or part not in value:
+                if default is not None:
+                    return default
+                raise UserError(f"{self.path}: competition spec is missing the field '{name}'")
+            value = value[part]
+        return value
+
+    def _wrong(self, name: str, value, wanted: str) -> UserError:
+        return UserError(f"{self.path}: field '{name}' is {value!r}, expected {wanted}")
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self._get(name, default)
+        if not isinstance(value, str) or (default is None and not value.strip()):
+            raise self._wrong(name, value, "a non-empty string")
+        return value
+
+    def integer(self, name: str, minimum: int) -> int:
+        value = self._get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self._wrong(name, value, f"an integer ≥ {minimum}")
+        return value
+
+    def integers(self, name: str, minimum: int, length: int | None = None) -> tuple[int, ...]:
+        value = self._get(name)
+        wanted = f"a list of {length or 'one or more'} integers ≥ {minimum}"
+        if not isinstance(value, list) or not value or (length and len(value) != length):
+            raise self._wrong(name, value, wanted)
+        if any(
+            isinstance(item, bool) or not isinstance(item, int) or item < minimum for item in value
+        ):
+            raise self._wrong(name, value, wanted)
+        return tuple(value)
+
+
+def check_consistent(competition: Competition, path: Path) -> None:
+    """Fields that contradict each other, named."""
+    low, high = competition.pixel_range
+    problems = {
+        "data.pixel_range": (low >= high, f"{[low, high]}: the low end must be below the high end"),
+        "data.classes": (
+            len(set(competition.classes)) != len(competition.classes)
+            or len(competition.classes) < 2,
+            f"{list(competition.classes)}: needs two or more distinct classes",
+        ),
+        "submission.label_column": (
+            competition.submission_label_column == competition.id_column,
+            f"'{competition.id_column}' is also submission.id_column",
+        ),
+        "data.test_id_column": (
+            competition.test_id_column.startswith(competition.pixel_prefix)
+            and competition.test_id_column[len(competition.pixel_prefix) :].isdigit(),
+            f"'{competition.test_id_column}' is the name of a pixel column",
+        ),
+        "files": (
+            len(set(competition.data_files)) != 3,
+            f"train, test and sample_submission must be three different files, not "
+            f"{list(competition.data_files)}",
+        ),
+    }
+    for field, (wrong, why) in problems.items():
+        if wrong:
+            raise UserError(f"{path}: field '{field}' contradicts the spec: {why}")

@@ -97,7 +97,11 @@ def run_cv(
             config, plan = fit_budget(config, data, runner, started, log)
         if resume is None:
             run_dir = new_run_dir(Path(runs_dir), config.preset)
-            saved = {**config.to_dict(), **provenance(dataset.fingerprint)}
+            saved = {
+                **config.to_dict(),
+                "competition": competition.slug,
+                **provenance(dataset.fingerprint),
+            }
             write_json(run_dir / "config.json", saved | ({"budget_plan": plan} if plan else {}))
             save_array(run_dir / "folds.npy", fold_of_row)
         log(f"run {run_dir}")
@@ -388,19 +392,41 @@ def is_complete(run_dir: Path) -> bool:
     return (Path(run_dir) / "metrics.json").is_file()
 
 
-def find_run(runs_dir: Path, name: str | None = None) -> Path:
-    """A complete run: the one named (a path or a folder name in runs_dir), else the newest."""
+def run_competition(run_dir: Path) -> str | None:
+    """The slug of the competition a run was made for (None for runs older than the field)."""
+    return read_json(Path(run_dir) / "config.json").get("competition")
+
+
+def check_competition(run_dir: Path, competition: Competition) -> None:
+    made_for = run_competition(run_dir)
+    if made_for is not None and made_for != competition.slug:
+        raise UserError(
+            f"{Path(run_dir).name}: the run was made for the competition '{made_for}', not "
+            f"'{competition.slug}'; pass its spec with --competition"
+        )
+
+
+def find_run(
+    runs_dir: Path, name: str | None = None, competition: Competition | None = None
+) -> Path:
+    """A complete run: the one named (a path or a folder name in runs_dir), else the newest;
+    given a competition, only a run made for it."""
     runs_dir = Path(runs_dir)
     if name is not None:
         run_dir = run_folder(name, runs_dir)
         if not is_complete(run_dir):
             raise UserError(f"{run_dir}: the run is not complete; finish it with `cv --resume`")
+        if competition is not None:
+            check_competition(run_dir, competition)
         return run_dir.resolve()
     complete = sorted(
         (
             path
             for path in runs_dir.glob("*")
-            if path.is_dir() and not path.is_symlink() and is_complete(path)
+            if path.is_dir()
+            and not path.is_symlink()
+            and is_complete(path)
+            and (competition is None or run_competition(path) in (None, competition.slug))
         ),
         key=lambda path: (path / "metrics.json").stat().st_mtime,  # most recently finished
     )

@@ -44,8 +44,10 @@ def load_dataset(competition: Competition, data_root: Path) -> Dataset:
         return cached
     train_path, test_path, sample_path = paths
     train_images, train_labels = read_train_csv(train_path, competition)
-    test_images = read_test_csv(test_path, competition, expected_rows=competition.test_rows)
-    read_sample_submission(sample_path, competition, expected_rows=len(test_images))
+    test_images, test_ids = read_test_csv(test_path, competition, competition.test_rows)
+    sample_ids = read_sample_submission(sample_path, competition, expected_rows=len(test_images))
+    if test_ids is not None:
+        _check_ids_match(test_path, competition.test_id_column, test_ids, sample_path, sample_ids)
     dataset = Dataset(train_images, train_labels, test_images, fingerprint)
     _write_cache(cache, dataset)
     return dataset
@@ -91,11 +93,29 @@ def read_train_csv(path: Path, competition: Competition) -> tuple[np.ndarray, np
 
 def read_test_csv(
     path: Path, competition: Competition, expected_rows: int | None = None
-) -> np.ndarray:
-    frame = read_csv_checked(path, competition.pixel_columns)
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The test images, and the ids of the test.csv's id column (None if it has none)."""
+    frame = read_csv_checked(path, competition.test_columns)
     if expected_rows is not None:
         _check_row_count(path, len(frame), expected_rows)
-    return _pixels_to_images(integer_values(frame, path), path, competition)
+    values = integer_values(frame, path)
+    if not competition.test_id_column:
+        return _pixels_to_images(values, path, competition), None
+    return _pixels_to_images(values[:, 1:], path, competition), values[:, 0]
+
+
+def _check_ids_match(
+    test_path: Path, id_column: str, test_ids: np.ndarray, sample_path: Path, sample_ids: np.ndarray
+) -> None:
+    """Predictions are written in test.csv's row order under the sample submission's ids, so
+    the two files must list the same ids in the same order."""
+    wrong = test_ids != sample_ids
+    if wrong.any():
+        row = int(np.argmax(wrong))
+        raise UserError(
+            f"{test_path}: row {row + 1}, column '{id_column}': id {test_ids[row]}, but "
+            f"{sample_path.name} has {sample_ids[row]} on that row"
+        )
 
 
 def read_sample_submission(path: Path, competition: Competition, expected_rows: int) -> np.ndarray:

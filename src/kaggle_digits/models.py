@@ -1,6 +1,7 @@
 """The architecture registry. Each builder is a short function returning a Keras model that
-takes raw uint8 images (N x 28 x 28 x 1) and returns class probabilities: scaling happens
-inside the model, so a saved model needs no outside preprocessing.
+takes raw uint8 images (N x H x W x C, the spec's image_shape) and returns class
+probabilities: scaling happens inside the model, so a saved model needs no outside
+preprocessing.
 
 Keras 3 APIs only (`keras.layers`, `keras.ops`), so any Keras backend runs them.
 """

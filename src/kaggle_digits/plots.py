@@ -131,13 +131,36 @@ def confident_mistakes(
 
 
 def predictions_figure(
-    images: np.ndarray, probs: np.ndarray, titles: Sequence[str], classes: Sequence[int], path: Path
+    photos: Sequence[np.ndarray | None],
+    boxes: Sequence[tuple[float, float, float, float] | None],
+    images: np.ndarray,
+    probs: np.ndarray,
+    titles: Sequence[str],
+    classes: Sequence[int],
+    path: Path,
 ) -> Path:
-    """Each processed image as the models saw it, beside its probability bar chart."""
-    figure, _, cells = _digit_grid(len(images), columns=min(4, len(images)))
-    for (image_axis, bar_axis), image, p, title in zip(cells, images, probs, titles, strict=True):
+    """A row per input: the photo with the box where the digit was found, the image the
+    models saw, and the probability bars, so a wrong prediction shows where it went wrong."""
+    figure, axes = plt.subplots(
+        len(images), 3, figsize=(8, 2.3 * len(images)), squeeze=False, width_ratios=[1.4, 1, 1.4]
+    )
+    for row, (photo, box, image, p, title) in enumerate(
+        zip(photos, boxes, images, probs, titles, strict=True)
+    ):
+        photo_axis, image_axis, bar_axis = axes[row]
+        photo_axis.axis("off")
+        if photo is not None:
+            photo_axis.imshow(photo, cmap="gray" if photo.ndim == 2 else None)
+            photo_axis.set_title(title, fontsize=8)
+        if box is not None:
+            top, left, bottom, right = box
+            outline = plt.Rectangle(
+                (left, top), right - left, bottom - top, fill=False, edgecolor="C3", linewidth=1.5
+            )
+            photo_axis.add_patch(outline)
         label = classes[int(np.argmax(p))]
-        _digit_and_bars(image_axis, bar_axis, image, p, classes, f"{title}\n-> {label}")
+        _digit_and_bars(image_axis, bar_axis, image, p, classes, f"what the models saw -> {label}")
+    figure.tight_layout()
     return _save(figure, path)
 
 

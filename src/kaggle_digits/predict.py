@@ -1,11 +1,16 @@
 """`kaggle-digits predict`: the run's ensemble on your own images or on a test-format CSV.
 
-Images are turned into MNIST-style digits the way MNIST itself was made: grayscale, white
-ink on black, cropped to the ink, scaled to fit 20x20 keeping the aspect ratio, and placed in
-a 28x28 frame so that the centre of mass sits at the centre.
+A photo's digit is found as a person would find it (`photo.find_digit`: paper brightness
+estimated locally, ruled lines ignored, the main connected ink kept), then made MNIST-like
+the way MNIST itself was made: white ink on black, cropped to the ink, scaled to fit a box
+of 20/28 of the competition's image size keeping the aspect ratio, and placed in the frame
+so that the centre of mass sits at the centre.
 """
 
-from dataclasses import dataclass
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,24 +20,43 @@ from kaggle_digits.competition import Competition
 from kaggle_digits.config import CVConfig
 from kaggle_digits.errors import UserError
 from kaggle_digits.files import read_json
+from kaggle_digits.photo import find_digit
 
-DIGIT_BOX = 20  # MNIST scales the digit's longer side to 20 pixels
-FRAME = 28
+DIGIT_BOX_FRACTION = 20 / 28  # MNIST scales the digit's longer side to 20 of 28 pixels
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+THUMBNAIL_SIDE = 256  # of the photo kept for the --show figure
 
 
 @dataclass(frozen=True)
 class Prediction:
     source: str
-    image: np.ndarray  # the processed 28x28x1 uint8 image the models saw
+    image: np.ndarray  # the processed H x W x C uint8 image the models saw
     probs: np.ndarray
+    photo: np.ndarray | None = None  # a thumbnail of the photo (RGB uint8), for the figure
+    box: tuple[float, float, float, float] | None = None  # the digit in the thumbnail
 
     @property
     def label(self) -> int:
         return int(self.probs.argmax())
 
 
+def image_paths(paths: list[Path]) -> list[Path]:
+    """The image files given, a folder standing for the images in it (sorted by name)."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not inside:
+                raise UserError(f"{path}: no images in the folder ({', '.join(IMAGE_SUFFIXES)})")
+            found.extend(inside)
+        else:
+            found.append(path)
+    return found
+
+
 def read_image(path: Path) -> np.ndarray:
-    """A PNG/JPEG/... file as a float grayscale array (0 black ... 255 white)."""
+    """A PNG/JPEG/... file as an RGB uint8 array, upright as the phone showed it (EXIF
+    orientation applied), transparent pixels as white paper."""
     try:
         with Image.open(path) as image:
             image.load()
@@ -40,42 +64,44 @@ def read_image(path: Path) -> np.ndarray:
         raise UserError(f"{path}: no such image") from None
     except (UnidentifiedImageError, OSError) as error:
         raise UserError(f"{path}: cannot read the image ({error})") from None
+    image = ImageOps.exif_transpose(image)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        # transparent pixels count as white paper
         background = Image.new("RGBA", image.size, "white")
         image = Image.alpha_composite(background, image.convert("RGBA"))
-    return np.asarray(ImageOps.grayscale(image), dtype=np.float32)
+    return np.asarray(image.convert("RGB"))
 
 
-def mnist_style(gray: np.ndarray, source: str = "image") -> np.ndarray:
-    """A grayscale digit of any size and polarity -> a 28x28x1 uint8 MNIST-style digit."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    paper = float(np.median(border))
-    ink = gray - paper if paper < 128 else paper - gray  # light-on-dark stays, dark-on-light flips
-    ink = np.clip(ink, 0, None)
-    if ink.max() <= 0:
-        raise UserError(f"{source}: no digit found (the image is blank)")
-    ink[ink < 0.2 * ink.max()] = 0  # paper texture and noise
-    rows, columns = np.nonzero(ink)
+def mnist_style(
+    photo: np.ndarray, image_shape: tuple[int, int, int], source: str = "image"
+) -> np.ndarray:
+    """A photo or image of a digit (grayscale or RGB, any size, either polarity) -> an
+    MNIST-style uint8 image of the competition's shape (28x28x1 for MNIST)."""
+    return ink_to_frame(find_digit(photo, source).ink, image_shape)
+
+
+def ink_to_frame(ink: np.ndarray, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """A crop of ink (0 paper .. 1) -> scaled into MNIST's box, centred by centre of mass."""
+    frame_height, frame_width, channels = image_shape
+    rows, columns = np.nonzero(ink > 0)
     ink = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
-    ink = ink / ink.max() * 255
+    ink = np.clip(ink / max(float(np.percentile(ink[ink > 0], 90)), 1e-6), 0, 1) * 255
 
     height, width = ink.shape
-    scale = DIGIT_BOX / max(height, width)
+    scale = DIGIT_BOX_FRACTION * min(frame_height, frame_width) / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     digit = np.asarray(
         Image.fromarray(ink.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
     )
     digit = np.clip(digit, 0, 255)
 
-    frame = np.zeros((FRAME, FRAME), dtype=np.float32)
+    frame = np.zeros((frame_height, frame_width), dtype=np.float32)
     centre_row, centre_column = _centre_of_mass(digit)
-    top = int(round(FRAME / 2 - centre_row))
-    left = int(round(FRAME / 2 - centre_column))
-    top = min(max(top, 0), FRAME - digit.shape[0])
-    left = min(max(left, 0), FRAME - digit.shape[1])
+    top = int(round(frame_height / 2 - centre_row))
+    left = int(round(frame_width / 2 - centre_column))
+    top = min(max(top, 0), frame_height - digit.shape[0])
+    left = min(max(left, 0), frame_width - digit.shape[1])
     frame[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
-    return np.rint(frame).astype(np.uint8)[..., None]
+    return np.repeat(np.rint(frame).astype(np.uint8)[..., None], channels, axis=-1)
 
 
 def _centre_of_mass(image: np.ndarray) -> tuple[float, float]:
@@ -85,6 +111,19 @@ def _centre_of_mass(image: np.ndarray) -> tuple[float, float]:
     return float((image.sum(axis=1) * rows).sum() / total), float(
         (image.sum(axis=0) * columns).sum() / total
     )
+
+
+@contextlib.contextmanager
+def framework_warnings_hidden() -> Iterator[None]:
+    """Keras/TensorFlow warn about retracing when many saved models predict a few images
+    each; that is expected here, and nothing a user can act on."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def ensemble_probs(run_dir: Path, images: np.ndarray) -> np.ndarray:
@@ -105,32 +144,50 @@ def ensemble_probs(run_dir: Path, images: np.ndarray) -> np.ndarray:
         )
     config = CVConfig.from_dict(saved)
     total = None
-    for fold in range(config.folds):
-        for member, architecture in enumerate(config.members):
-            model = keras.saving.load_model(
-                pair_dir(run_dir, fold, member, architecture) / "model.keras"
-            )
-            probs = predict_probs(model, images, config)
-            total = probs if total is None else total + probs
+    with framework_warnings_hidden():
+        for fold in range(config.folds):
+            for member, architecture in enumerate(config.members):
+                model = keras.saving.load_model(
+                    pair_dir(run_dir, fold, member, architecture) / "model.keras"
+                )
+                probs = predict_probs(model, images, config)
+                total = probs if total is None else total + probs
     return total / (config.folds * len(config.members))
 
 
-def predict_images(paths: list[Path], run_dir: Path) -> list[Prediction]:
-    images = np.stack([mnist_style(read_image(path), str(path)) for path in paths])
-    probs = ensemble_probs(run_dir, images)
-    return [
-        Prediction(str(path), image, p) for path, image, p in zip(paths, images, probs, strict=True)
-    ]
+def prepare_photo(path: Path, image_shape: tuple[int, int, int]) -> Prediction:
+    """A photo read and made MNIST-like, with a thumbnail and the digit's box for the figure
+    (its probabilities still empty)."""
+    photo = read_image(path)
+    found = find_digit(photo, str(path))
+    shrink = min(1.0, THUMBNAIL_SIDE / max(photo.shape[:2]))
+    thumbnail = Image.fromarray(photo)
+    thumbnail.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    return Prediction(
+        source=str(path),
+        image=ink_to_frame(found.ink, image_shape),
+        probs=np.zeros(0, dtype=np.float32),
+        photo=np.asarray(thumbnail),
+        box=tuple(value * shrink for value in found.box),
+    )
+
+
+def predict_images(paths: list[Path], run_dir: Path, competition: Competition) -> list[Prediction]:
+    prepared = [prepare_photo(path, competition.image_shape) for path in image_paths(paths)]
+    probs = ensemble_probs(run_dir, np.stack([p.image for p in prepared]))
+    return [replace(p, probs=row) for p, row in zip(prepared, probs, strict=True)]
 
 
 def predict_csv(csv_path: Path, run_dir: Path, competition: Competition) -> list[Prediction]:
     from kaggle_digits.data import read_test_csv
 
-    images = read_test_csv(Path(csv_path), competition)
+    images, ids = read_test_csv(Path(csv_path), competition)
+    if ids is None:
+        ids = np.arange(competition.id_start, competition.id_start + len(images))
     probs = ensemble_probs(run_dir, images)
     return [
-        Prediction(f"{competition.id_start + row}", image, p)
-        for row, (image, p) in enumerate(zip(images, probs, strict=True))
+        Prediction(str(image_id), image, p)
+        for image_id, image, p in zip(ids, images, probs, strict=True)
     ]
 
 
@@ -147,10 +204,10 @@ def predict(
 
     if not images and csv is None:
         raise UserError("give IMAGE files or --csv FILE")
-    run_dir = find_run(runs_dir, run)
+    run_dir = find_run(runs_dir, run, competition)
     if csv is not None:
         return predict_csv(csv, run_dir, competition)
-    return predict_images(images, run_dir)
+    return predict_images(images, run_dir, competition)
 
 
 def describe(prediction: Prediction, classes: tuple[int, ...]) -> str:
@@ -163,6 +220,8 @@ def save_figure(predictions: list[Prediction], classes: tuple[int, ...], path: P
     from kaggle_digits import plots
 
     return plots.predictions_figure(
+        [p.photo for p in predictions],
+        [p.box for p in predictions],
         np.stack([p.image for p in predictions]),
         np.stack([p.probs for p in predictions]),
         [Path(p.source).name for p in predictions],

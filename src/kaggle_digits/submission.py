@@ -1,6 +1,6 @@
 """`kaggle-digits submit` and `submissions`: write a run's test predictions as an
-ImageId,Label file, validate it, upload it through the Kaggle API, wait for its score, and
-keep an append-only ledger of every attempt."""
+id,label file (the spec's column names), validate it, upload it through the Kaggle API,
+wait for its score, and keep an append-only ledger of every attempt."""
 
 import csv
 import hashlib
@@ -40,7 +40,7 @@ class SubmitResult:
 
 
 def write_submission(run_dir: Path, competition: Competition, submissions_dir: Path) -> Path:
-    """submissions/<run-id>.csv: ImageId from id_start in test.csv order, the argmax label."""
+    """submissions/<run-id>.csv: ids from id_start in test.csv order, the argmax label."""
     test_probs = np.load(run_dir / "test_probs.npy")
     labels = np.asarray(competition.classes)[test_probs.argmax(axis=1)]
     frame = pd.DataFrame(
@@ -112,7 +112,7 @@ def submit(
     if file is not None:
         path, run_id, cv_score = Path(file), "", None
     else:
-        run_dir = find_run(runs_dir, run)
+        run_dir = find_run(runs_dir, run, competition)
         run_id = run_dir.name
         cv_score = read_json(run_dir / "metrics.json")["oof_accuracy"]
         path = write_submission(run_dir, competition, submissions_dir)
