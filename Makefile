@@ -10,14 +10,14 @@ PRESET ?= default
 FOLDS ?=
 BENCH_DATA ?= ../shared/datasets/digit-recognizer.zip
 
-.PHONY: install download info cv submit submissions test lint format bench holdout frontier photos clean
+.PHONY: install download info cv submit submissions test lint format bench holdout frontier workers photos clean
 
-install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools
+install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools and Ray
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
 	touch $(INSTALLED)
 
 download: $(INSTALLED)  ## fetch the competition CSVs through the Kaggle API
@@ -54,6 +54,9 @@ holdout: $(INSTALLED)  ## OOF vs accuracy on withheld labelled rows (a stand-in 
 
 frontier: $(INSTALLED)  ## accuracy against minutes: budgets of 5, 10, 30, 60 min -> reports/frontier.png
 	$(BIN)/python benchmarks/frontier.py --data $(BENCH_DATA) --preset $(PRESET) $(if $(FOLDS),--folds $(FOLDS))
+
+workers: $(INSTALLED)  ## the same run sequential, as Ray tasks, and with no option, side by side
+	$(BIN)/python benchmarks/workers.py --data $(BENCH_DATA) --preset $(if $(filter default,$(PRESET)),quick,$(PRESET)) $(if $(FOLDS),--folds $(FOLDS))
 
 photos: $(INSTALLED)  ## predict on photo-like digits (ruled paper, shadows, ...) per kind, before/now
 	$(BIN)/python benchmarks/photos.py --data $(BENCH_DATA)

@@ -48,7 +48,12 @@ def split_competition(
 
 
 def holdout_run(
-    data_zip: Path, config, runs_dir: Path, test_share: float = 0.2, seed: int = 2024
+    data_zip: Path,
+    config,
+    runs_dir: Path,
+    test_share: float = 0.2,
+    seed: int = 2024,
+    ray_address: str | None = None,
 ) -> dict:
     """`cv` with `config` on the kept rows; its submission scored on the withheld labels."""
     from kaggle_digits.cv import run_cv
@@ -63,7 +68,7 @@ def holdout_run(
         )
         started = time.perf_counter()
         with TreeMemory() as memory:
-            result = run_cv(config, holdout, scratch, runs_dir)
+            result = run_cv(config, holdout, scratch, runs_dir, ray_address=ray_address)
         wall = time.perf_counter() - started
         # score the very file `submit` would upload, after the checks it would pass
         submission = write_submission(result.run_dir, holdout, scratch / "submissions")
@@ -73,6 +78,7 @@ def holdout_run(
     return {
         "members": ",".join(saved["members"]),
         "epochs": saved["epochs"],
+        "execution": saved["execution"],
         "minutes": round(wall / 60, 2),
         "oof_accuracy": result.metrics["oof_accuracy"],
         "test_accuracy": float(np.mean(predicted == test_labels)),
@@ -90,13 +96,25 @@ def main() -> None:
     parser.add_argument("--test-share", type=float, default=0.2, help="share held out as test")
     parser.add_argument("--seed", type=int, default=2024, help="seed of the held-out split")
     parser.add_argument("--budget", type=float, default=None, help="minutes (default: preset's)")
+    parser.add_argument("--epochs", type=int, default=None, help="in place of a budget")
+    parser.add_argument("--workers", type=int, default=None, help="as cv --workers")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS", help="as cv --ray")
+    parser.add_argument("--json", type=Path, default=None, help="also write the scores here")
     args = parser.parse_args()
     check_data(args.data)
 
     from kaggle_digits.config import preset_config
 
-    config = preset_config(args.preset, folds=args.folds, budget_minutes=args.budget)
-    score = holdout_run(args.data, config, args.runs_dir, args.test_share, args.seed)
+    config = preset_config(
+        args.preset,
+        folds=args.folds,
+        budget_minutes=args.budget,
+        epochs=args.epochs,
+        workers=args.workers,
+    )
+    score = holdout_run(args.data, config, args.runs_dir, args.test_share, args.seed, args.ray)
+    if args.json:
+        args.json.write_text(json.dumps(score, indent=2))
     gap = score["test_accuracy"] - score["oof_accuracy"]
     print(
         f"holdout  preset {args.preset}  train {score['train_rows']}  test {score['test_rows']}  "

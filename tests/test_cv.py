@@ -104,7 +104,7 @@ def test_a_killed_run_resumes_without_retraining_finished_pairs(small, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         run_cv(TINY, competition, small.data_dir, tmp_path / "runs", log=killed_after_first_pair)
     [run_dir] = [p for p in (tmp_path / "runs").iterdir()]
-    assert lines[-1] == f"interrupted: `kaggle-digits cv --resume {run_dir}` finishes this run"
+    assert lines[-1] == f"stopped: `kaggle-digits cv --resume {run_dir}` finishes this run"
     first = pair_dir(run_dir, 0, 0, "mlp") / "result.json"
     assert first.exists()
     assert not (run_dir / "metrics.json").exists()

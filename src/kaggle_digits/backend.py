@@ -39,9 +39,10 @@ def thread_limit(threads: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def native_stderr_hidden() -> Iterator[None]:
+def native_stderr_hidden(replay: bool = True) -> Iterator[None]:
     """Hide what native libraries write straight to file descriptor 2 (TensorFlow's CUDA probe
-    logs at import, before its log level applies); replay it if the block fails."""
+    logs at import, before its log level applies); replay it if the block fails and `replay`
+    is set."""
     sys.stderr.flush()
     saved_stderr = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -50,8 +51,9 @@ def native_stderr_hidden() -> Iterator[None]:
             yield
         except BaseException:
             os.dup2(saved_stderr, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
+            if replay:
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
             raise
         finally:
             os.dup2(saved_stderr, 2)

@@ -28,6 +28,13 @@ app = typer.Typer(
     add_completion=False,
 )
 
+# the folders every command that reads or writes runs and submissions takes
+RunsDir = Annotated[Path | None, typer.Option(help="The run folders. Default: runs/<slug>/.")]
+SubmissionsDir = Annotated[
+    Path | None,
+    typer.Option(help="The submission files and ledger.csv. Default: submissions/<slug>/."),
+]
+
 
 class Settings:
     """The global options, shared by every command through the Typer context."""
@@ -173,25 +180,32 @@ def cv(
     workers: Annotated[
         int | None,
         typer.Option(
-            help="Pairs trained at once, each in its own process with a share of the cores "
-            "(0: one per core on a CPU, one on a GPU)."
+            help="Pairs trained at once, each with a share of the cores: as Ray tasks on this "
+            "machine where Ray is installed, else in processes of their own (0: one per core "
+            "on a CPU, one on a GPU, without Ray)."
+        ),
+    ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="Train the pairs on this running Ray cluster (host:port of `ray start "
+            "--head`, ray://host:port, or auto); with --workers, that many at once.",
         ),
     ] = None,
     resume: Annotated[
         str | None, typer.Option(help="Finish an interrupted run (a folder, or its name in runs/).")
     ] = None,
-    runs_dir: Annotated[
-        Path | None, typer.Option(help="Where run folders go. Default: runs/<slug>/.")
-    ] = None,
+    runs_dir: RunsDir = None,
     list_models: Annotated[bool, typer.Option(help="List the architectures and exit.")] = False,
 ) -> None:
     """Stratified k-fold training of a CNN ensemble: OOF score, test predictions, a run folder.
 
     Examples: kaggle-digits cv --preset quick; kaggle-digits cv --budget 10;
     kaggle-digits cv --folds 5 --members fast-cnn,resnet --epochs 20 --workers 2 --ema 0.999;
-    kaggle-digits cv --resume runs/20261123-101500-default
+    kaggle-digits cv --ray 10.0.0.5:6379; kaggle-digits cv --resume 20261123-101500-default
     """
-    # no Keras here: with --workers the pairs train in processes of their own
+    # no Keras here: with workers or Ray the pairs train in processes of their own
     from kaggle_digits.config import preset_config
     from kaggle_digits.cv import resolve_resume, run_cv
     from kaggle_digits.models import describe_architectures
@@ -225,6 +239,7 @@ def cv(
             resume=resume_dir,
             log=terminal.log,
             status=terminal.status if terminal.live else None,
+            ray_address=ray,
         )
 
 
@@ -242,15 +257,8 @@ def submit(
     force: Annotated[bool, typer.Option(help="Submit a file already submitted.")] = False,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the public score.")] = 300,
     poll_every: Annotated[float, typer.Option(help="Seconds between score checks.")] = 10,
-    runs_dir: Annotated[
-        Path | None, typer.Option(help="Where run folders are. Default: runs/<slug>/.")
-    ] = None,
-    submissions_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Where submission files and ledger.csv go. Default: submissions/<slug>/."
-        ),
-    ] = None,
+    runs_dir: RunsDir = None,
+    submissions_dir: SubmissionsDir = None,
 ) -> None:
     """Write submissions/<run-id>.csv, validate it, upload it, print the public score.
 
@@ -280,9 +288,7 @@ def submit(
 @app.command()
 def submissions(
     ctx: typer.Context,
-    submissions_dir: Annotated[
-        Path | None, typer.Option(help="Where ledger.csv is. Default: submissions/<slug>/.")
-    ] = None,
+    submissions_dir: SubmissionsDir = None,
 ) -> None:
     """The submissions ledger with each one's latest Kaggle status, CV and LB side by side.
 
@@ -302,9 +308,7 @@ def blend(
     method: Annotated[
         str, typer.Option(help="greedy (ensemble selection by log loss) or mean.")
     ] = "greedy",
-    runs_dir: Annotated[
-        Path | None, typer.Option(help="Where run folders are. Default: runs/<slug>/.")
-    ] = None,
+    runs_dir: RunsDir = None,
 ) -> None:
     """Blend complete runs made on the same folds into a new run that submit and predict use.
 
@@ -326,15 +330,8 @@ def blend(
 @app.command()
 def runs(
     ctx: typer.Context,
-    runs_dir: Annotated[
-        Path | None, typer.Option(help="Where run folders are. Default: runs/<slug>/.")
-    ] = None,
-    submissions_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Where ledger.csv is (for the best public score). Default: submissions/<slug>/."
-        ),
-    ] = None,
+    runs_dir: RunsDir = None,
+    submissions_dir: SubmissionsDir = None,
 ) -> None:
     """Every run, newest first: preset, members, epochs, OOF, minutes, best public score, and
     how to finish an incomplete one.
@@ -369,9 +366,7 @@ def predict_command(
         ),
     ] = False,
     figure: Annotated[Path, typer.Option(help="Where --show saves.")] = Path("predictions.png"),
-    runs_dir: Annotated[
-        Path | None, typer.Option(help="Where run folders are. Default: runs/<slug>/.")
-    ] = None,
+    runs_dir: RunsDir = None,
 ) -> None:
     """Predict photos of handwritten digits (or a test-format CSV) with a run's ensemble.
 

@@ -23,7 +23,6 @@ from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 from sklearn.model_selection import StratifiedKFold
 
 from kaggle_digits import plots
-from kaggle_digits.backend import auto_workers
 from kaggle_digits.budget import Rows, epoch_seconds, plan_budget
 from kaggle_digits.competition import Competition
 from kaggle_digits.config import PRESETS, CVConfig, provenance, validate
@@ -69,11 +68,12 @@ def run_cv(
     resume: Path | None = None,
     log: Log = print,
     status: Log | None = None,
+    ray_address: str | None = None,
 ) -> CVResult:
     """Train every (fold, member) pair not yet finished, then score and save the ensemble.
 
     `log` gets a line per event; `status`, if given, a transient line (for a terminal) with
-    the progress of each running epoch."""
+    the progress of each running epoch. `ray_address`: train the pairs on that Ray cluster."""
     started = time.perf_counter()
     dataset = load_dataset(competition, data_root)
     if resume is not None:
@@ -83,7 +83,6 @@ def run_cv(
     else:
         validate(config)
         fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
-    config = replace(config, workers=config.workers or auto_workers(config))
     data = TrainingData(
         dataset.train_images,
         dataset.train_labels,
@@ -91,7 +90,8 @@ def run_cv(
         fold_of_row,
         competition.num_classes,
     )
-    with make_runner(config.workers) as runner:
+    with make_runner(config, ray_address) as runner:
+        config = replace(config, workers=runner.workers)
         plan = None
         if resume is None and config.budget_minutes:
             config, plan = fit_budget(config, data, runner, started, log)
@@ -100,12 +100,14 @@ def run_cv(
             saved = {
                 **config.to_dict(),
                 "competition": competition.slug,
+                "execution": runner.describe(),
                 **provenance(dataset.fingerprint),
             }
             write_json(run_dir / "config.json", saved | ({"budget_plan": plan} if plan else {}))
             save_array(run_dir / "folds.npy", fold_of_row)
         log(f"run {run_dir}")
         log("config " + ", ".join(f"{key}={value}" for key, value in config.to_dict().items()))
+        log(runner.started_line())
         train_pairs(run_dir, config, data, runner, log, status)
     return finish_run(run_dir, config, dataset, fold_of_row, competition, log)
 
@@ -138,8 +140,6 @@ def train_pairs(
     )
     for pair in finished:
         log(f"{progress.label(pair)}: done")
-    if config.workers > 1:
-        log(f"training {config.workers} pairs at a time, each in its own process")
 
     def save(output: PairOutput) -> None:
         result = save_pair(run_dir, output, data, config.epochs)
@@ -148,8 +148,8 @@ def train_pairs(
     try:
         pending = [pair for pair in pairs if pair not in finished]
         runner.run(data, config, pending, progress.epoch_done, save)
-    except KeyboardInterrupt:
-        log(f"interrupted: `kaggle-digits cv --resume {run_dir}` finishes this run")
+    except (KeyboardInterrupt, UserError):
+        log(f"stopped: `kaggle-digits cv --resume {run_dir}` finishes this run")
         raise
 
 
@@ -250,7 +250,9 @@ def run_folder(name: str, runs_dir: Path) -> Path:
 
 
 def resume_config(run_dir: Path, dataset: Dataset, workers: int = 0) -> CVConfig:
-    """The saved options of an unfinished run, after checking it is one and fits the data."""
+    """The saved options of an unfinished run, after checking it is one and fits the data.
+
+    How many pairs train at once is the resuming command's choice (0: automatic)."""
     if not (run_dir / "config.json").is_file() or not (run_dir / "folds.npy").is_file():
         raise UserError(f"{run_dir}: not a run folder (no config.json or folds.npy)")
     if (run_dir / "metrics.json").exists():
@@ -258,8 +260,7 @@ def resume_config(run_dir: Path, dataset: Dataset, workers: int = 0) -> CVConfig
     saved = read_json(run_dir / "config.json")
     if saved.get("data_fingerprint") != dataset.fingerprint:
         raise UserError(f"{run_dir}: the run was made on other data (the CSVs have changed)")
-    config = CVConfig.from_dict(saved)
-    return replace(config, workers=workers) if workers else config
+    return replace(CVConfig.from_dict(saved), workers=workers)
 
 
 def save_pair(run_dir: Path, output: PairOutput, data: TrainingData, epochs: int) -> dict:

@@ -1,5 +1,6 @@
 """How the (fold, member) pairs of a cross-validation run are executed: one after another in
-this process, or side by side in worker processes on this machine.
+this process, side by side in worker processes on this machine, or as Ray tasks on this
+machine or a cluster (ray_pairs.py).
 
 A pair trains one member on the other folds and predicts its held-out fold and the test set.
 Whatever runs it, it comes back as a PairOutput, which cv.py writes into the run folder, so
@@ -27,7 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
-from kaggle_digits.backend import cpu_count, import_keras, thread_limit
+from kaggle_digits.backend import auto_workers, cpu_count, import_keras, thread_limit
 from kaggle_digits.config import CVConfig
 
 
@@ -157,8 +158,24 @@ def time_steps(
     return StepTiming(architecture, step_seconds, predict_seconds, max(0.0, startup))
 
 
+def mean_timing(timings: Sequence[StepTiming]) -> StepTiming:
+    """The timings of one architecture taken side by side, averaged."""
+    return StepTiming(
+        timings[0].architecture,
+        float(np.mean([timing.step_seconds for timing in timings])),
+        float(np.mean([timing.predict_seconds for timing in timings])),
+        float(np.mean([timing.startup_seconds for timing in timings])),
+    )
+
+
 class Runner(Protocol):
-    workers: int
+    workers: int  # pairs trained at once
+
+    def describe(self) -> dict:
+        """How the pairs are executed, for config.json."""
+
+    def started_line(self) -> str:
+        """The same, in words, for the log."""
 
     def run(
         self,
@@ -186,6 +203,12 @@ class InProcess:
 
     def __exit__(self, *exc) -> None:
         pass
+
+    def describe(self) -> dict:
+        return {"engine": "in-process", "pairs_at_once": 1, "threads_per_pair": cpu_count()}
+
+    def started_line(self) -> str:
+        return "training the pairs one after another in this process"
 
     def run(
         self,
@@ -217,6 +240,19 @@ class LocalWorkers:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def describe(self) -> dict:
+        return {
+            "engine": "processes",
+            "pairs_at_once": self.workers,
+            "threads_per_pair": self.threads,
+        }
+
+    def started_line(self) -> str:
+        return (
+            f"training {self.workers} pairs at a time, each in its own process with "
+            f"{self.threads} thread(s)"
+        )
 
     def pool(self, data: TrainingData) -> ProcessPoolExecutor:
         """The worker processes, started on first use with the data, kept for later calls."""
@@ -264,18 +300,8 @@ class LocalWorkers:
     def time_steps(self, data: TrainingData, config: CVConfig, architecture: str) -> StepTiming:
         """Every worker times the same steps at once: the cores are then as busy as in the run."""
         pool = self.pool(data)
-        timings = [
-            future.result()
-            for future in [
-                pool.submit(_time_in_worker, config, architecture) for _ in range(self.workers)
-            ]
-        ]
-        return StepTiming(
-            architecture,
-            float(np.mean([timing.step_seconds for timing in timings])),
-            float(np.mean([timing.predict_seconds for timing in timings])),
-            float(np.mean([timing.startup_seconds for timing in timings])),
-        )
+        futures = [pool.submit(_time_in_worker, config, architecture) for _ in range(self.workers)]
+        return mean_timing([future.result() for future in futures])
 
     def _forward_reports(self, report: Report) -> None:
         while True:
@@ -285,7 +311,16 @@ class LocalWorkers:
                 return
 
 
-def make_runner(workers: int) -> InProcess | LocalWorkers:
+def make_runner(config: CVConfig, ray_address: str | None = None) -> Runner:
+    """`ray_address`: Ray tasks on that cluster. Else `config.workers` pairs at once: more
+    than one as Ray tasks on this machine where Ray is installed, otherwise in worker
+    processes; 0 chooses for the machine (worker processes or this one, never Ray)."""
+    from kaggle_digits.ray_pairs import RayPairs, ray_installed
+
+    pairs = config.folds * len(config.members)
+    if ray_address is not None or (config.workers > 1 and ray_installed()):
+        return RayPairs(config.workers, ray_address, pairs)
+    workers = config.workers or auto_workers(config)
     return LocalWorkers(workers) if workers > 1 else InProcess()
 
 

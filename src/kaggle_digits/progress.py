@@ -41,6 +41,10 @@ class Progress:
         )
 
     def epoch_done(self, report: EpochReport) -> None:
+        if report.epoch <= self.epochs_done.get(report.pair, 0):
+            # only a runner that retries a pair whose worker died sends an epoch twice
+            self.log(f"{self.label(report.pair)}: its worker was lost; training it again")
+            del self.epochs_done[report.pair]
         if not report.finished:
             self.partial[report.pair] = report
             if self.status is not None:
