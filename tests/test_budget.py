@@ -1,17 +1,25 @@
 """--budget: the time model, the plan it makes, and how a run records it."""
 
 import json
+import time
 
 import numpy as np
 import pytest
 from helpers import assert_user_error
 from test_cv import cv_cli, run_tiny
 
-from kaggle_digits.budget import SAFETY, Rows, makespan, plan_budget, run_seconds
+from kaggle_digits.budget import (
+    SAFETY,
+    Rows,
+    makespan,
+    plan_budget,
+    run_seconds,
+    short_budget_recipe,
+)
 from kaggle_digits.config import CVConfig, preset_config
-from kaggle_digits.cv import all_pairs, rerun_command
+from kaggle_digits.cv import all_pairs, fit_budget, rerun_command
 from kaggle_digits.errors import UserError
-from kaggle_digits.pairs import EpochReport, StepTiming
+from kaggle_digits.pairs import EpochReport, StepTiming, TrainingData
 from kaggle_digits.progress import Progress
 
 ROWS = Rows(train=33600, holdout=8400, test=28000)
@@ -57,6 +65,71 @@ def test_a_budget_too_small_for_one_epoch_is_refused():
     config = CVConfig(folds=5, members=("strided-cnn",), budget_minutes=1)
     with pytest.raises(UserError, match="too small for one epoch per pair"):
         plan_budget(config, TIMINGS, ROWS, 2, 60)
+
+
+def test_the_short_budget_recipe_is_the_quick_one_with_the_users_options():
+    config = preset_config("default", budget_minutes=10, folds=3, seed=7, label_smoothing=0.1)
+    recipe = short_budget_recipe(config)
+    quick = preset_config("quick")
+    assert (recipe.preset, recipe.members, recipe.batch_size, recipe.learning_rate) == (
+        "quick",
+        quick.members,
+        quick.batch_size,
+        quick.learning_rate,
+    )
+    assert (recipe.folds, recipe.seed, recipe.label_smoothing, recipe.budget_minutes) == (
+        3,
+        7,
+        0.1,
+        10,
+    )
+    assert short_budget_recipe(preset_config("default", members=("vgg-bn",))) is None
+    assert short_budget_recipe(preset_config("quick", budget_minutes=10)) is None
+
+
+class TimedRunner:
+    """A runner whose trials take no time and report these step times."""
+
+    def __init__(self, step_seconds: dict[str, float]) -> None:
+        self.step_seconds = step_seconds
+        self.timed = []
+
+    def time_steps(self, data, config, architecture):
+        self.timed.append(architecture)
+        return StepTiming(architecture, self.step_seconds[architecture], 0.0002, 3.0)
+
+
+def fit(minutes: float, runner: TimedRunner):
+    config = preset_config("default", budget_minutes=minutes, folds=5, workers=2)
+    data = TrainingData(
+        np.empty((42000, 1, 1, 1)), np.zeros(42000), np.empty((28000, 1, 1, 1)),
+        np.arange(42000) % 5, 10,
+    )  # fmt: skip
+    return fit_budget(config, data, runner, time.perf_counter(), log=lambda line: None)
+
+
+def test_a_budget_too_short_for_the_presets_net_takes_the_quick_recipe():
+    runner = TimedRunner({"strided-cnn": 0.2, "tiny-cnn": 0.05})
+    config, plan = fit(10, runner)
+    assert runner.timed == ["strided-cnn", "tiny-cnn"]
+    assert (config.preset, config.members, config.folds) == ("quick", ("tiny-cnn",), 5)
+    assert plan["switched_from"]["preset"] == "default"
+    assert plan["switched_from"]["epochs"] < 6 <= config.epochs == plan["epochs"]
+    assert rerun_command(config).startswith("kaggle-digits cv --preset quick --folds 5 ")
+
+
+def test_a_budget_long_enough_keeps_the_presets_net():
+    runner = TimedRunner({"strided-cnn": 0.2, "tiny-cnn": 0.05})
+    config, plan = fit(60, runner)
+    assert runner.timed == ["strided-cnn"]
+    assert (config.preset, config.members) == ("default", ("strided-cnn",))
+    assert config.epochs >= 6 and "switched_from" not in plan
+
+
+def test_a_budget_too_short_for_either_recipe_is_refused():
+    runner = TimedRunner({"strided-cnn": 0.2, "tiny-cnn": 0.05})
+    with pytest.raises(UserError, match="too small for one epoch per pair"):
+        fit(0.5, runner)
 
 
 def test_eta_counts_the_pairs_running_at_once():

@@ -23,13 +23,28 @@ from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 from sklearn.model_selection import StratifiedKFold
 
 from kaggle_digits import plots
-from kaggle_digits.budget import Rows, epoch_seconds, plan_budget
+from kaggle_digits.budget import (
+    MIN_EPOCHS_PER_MEMBER,
+    Plan,
+    Rows,
+    best_plan,
+    epoch_seconds,
+    plan_budget,
+    short_budget_recipe,
+)
 from kaggle_digits.competition import Competition
 from kaggle_digits.config import PRESETS, CVConfig, provenance, validate
 from kaggle_digits.data import Dataset, load_dataset
 from kaggle_digits.errors import UserError
 from kaggle_digits.files import atomic_path, read_json, save_array, write_json
-from kaggle_digits.pairs import Pair, PairOutput, Runner, TrainingData, make_runner
+from kaggle_digits.pairs import (
+    Pair,
+    PairOutput,
+    Runner,
+    StepTiming,
+    TrainingData,
+    make_runner,
+)
 from kaggle_digits.progress import Progress
 
 Log = Callable[[str], None]
@@ -156,16 +171,36 @@ def train_pairs(
 def fit_budget(
     config: CVConfig, data: TrainingData, runner: Runner, started: float, log: Log
 ) -> tuple[CVConfig, dict]:
-    """Time a few steps of each member, then choose the epochs (and members) that fit."""
+    """Time a few steps of each member, then choose the epochs (and members) that fit; where
+    the preset's nets would get too few epochs, the quick preset's recipe instead."""
     log(f"budget {config.budget_minutes:g} min: timing a few training steps of each member")
-    timings = {
-        architecture: runner.time_steps(data, config, architecture)
-        for architecture in dict.fromkeys(config.members)
-    }
     holdout = int(np.bincount(data.fold_of_row).max())
     rows = Rows(train=len(data.train_labels) - holdout, holdout=holdout, test=len(data.test_images))
-    seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
-    plan = plan_budget(config, timings, rows, config.workers, seconds_left)
+
+    def timed_plan(config: CVConfig) -> tuple[dict[str, StepTiming], Plan | None]:
+        timings = {
+            architecture: runner.time_steps(data, config, architecture)
+            for architecture in dict.fromkeys(config.members)
+        }
+        seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
+        return timings, best_plan(config, timings, rows, config.workers, seconds_left)
+
+    timings, plan = timed_plan(config)
+    details = {}
+    cheaper = short_budget_recipe(config)
+    if cheaper is not None and (plan is None or plan.epochs < MIN_EPOCHS_PER_MEMBER):
+        cheaper_timings, cheaper_plan = timed_plan(cheaper)
+        if cheaper_plan is not None and (plan is None or cheaper_plan.epochs > plan.epochs):
+            epochs = plan.epochs if plan else 0
+            log(
+                f"budget {config.budget_minutes:g} min: {config.members[0]} would get {epochs} "
+                f"epoch(s); taking the {cheaper.preset} preset's recipe instead"
+            )
+            details["switched_from"] = {"preset": config.preset, "epochs": epochs}
+            config, timings, plan = cheaper, cheaper_timings, cheaper_plan
+    if plan is None:
+        seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
+        plan = plan_budget(config, timings, rows, config.workers, seconds_left)  # refuses
     config = replace(config, members=plan.members, epochs=plan.epochs)
     for timing in timings.values():
         log(
@@ -178,7 +213,7 @@ def fit_budget(
         f"epochs, about {plan.estimated_seconds / 60:.1f} min from here; the same run again: "
         f"{rerun_command(config)}"
     )
-    details = plan.to_dict() | {
+    details |= plan.to_dict() | {
         "step_seconds": {name: round(t.step_seconds, 4) for name, t in timings.items()},
     }
     return config, details
