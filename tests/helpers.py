@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 from typer.testing import CliRunner
 
 from kaggle_digits.cli import app
@@ -17,3 +20,11 @@ def assert_user_error(result, *fragments: str) -> None:
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     assert "Traceback" not in result.output
+
+
+def modules_imported(code: str, *modules: str) -> list[bool]:
+    """Which of `modules` a fresh Python has imported after running `code`."""
+    check = f"{code}\nimport sys\nprint(*[name in sys.modules for name in {modules!r}])"
+    answer = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert answer.returncode == 0, answer.stderr
+    return [word == "True" for word in answer.stdout.split()]
