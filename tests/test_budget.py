@@ -211,3 +211,21 @@ def test_training_reports_progress_inside_each_epoch(small):
     assert [(report[3], report[4]) for report in partial if report[0] == 1] == [
         (1, 4), (2, 4), (3, 4), (4, 4)
     ]  # fmt: skip
+
+
+def test_the_frontier_figure_shows_each_budget_and_the_references(tmp_path):
+    import matplotlib.image
+
+    from kaggle_digits.plots import frontier_figure
+
+    recipes = [(5, "tiny-cnn", 3, 4.6, 0.988), (30, "strided-cnn", 9, 27.0, 0.994)]
+    points = [
+        {"budget": b, "members": m, "epochs": e, "minutes": t, "oof_accuracy": a}
+        | {"test_accuracy": a + 0.001}
+        for b, m, e, t, a in recipes
+    ]
+    references = [{"name": "a public notebook", "minutes": 10.0, "accuracy": 0.99}]
+    (tmp_path / "reports").mkdir()
+    path = frontier_figure(points, references, tmp_path / "reports" / "frontier.png")
+    assert matplotlib.image.imread(path).shape[:2] > (200, 300)
+    assert list(path.parent.iterdir()) == [path]  # nothing half-written beside it

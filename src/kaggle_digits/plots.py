@@ -173,7 +173,7 @@ def frontier_figure(points: Sequence[dict], references: Sequence[dict], path: Pa
     axis.plot(minutes, [p["test_accuracy"] for p in points], "s--", label="held-out test")
     for point in points:
         axis.annotate(
-            f"{point['budget']:g} min budget",
+            f"{point['budget']:g}-min budget: {point['members']} x {point['epochs']}",
             (point["minutes"], point["oof_accuracy"]),
             textcoords="offset points",
             xytext=(4, -12),
