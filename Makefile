@@ -52,8 +52,8 @@ bench: $(INSTALLED)  ## load + cv timings on the full data: make bench PRESET=qu
 holdout: $(INSTALLED)  ## OOF vs accuracy on withheld labelled rows (a stand-in leaderboard)
 	$(BIN)/python benchmarks/holdout.py --data $(BENCH_DATA) --preset $(PRESET) $(if $(FOLDS),--folds $(FOLDS))
 
-frontier: $(INSTALLED)  ## accuracy against minutes: budgets of 5, 10, 30, 60 min -> reports/frontier.png
-	$(BIN)/python benchmarks/frontier.py --data $(BENCH_DATA) --preset $(PRESET) $(if $(FOLDS),--folds $(FOLDS))
+frontier: $(INSTALLED)  ## accuracy against minutes: budgets of 5, 10, 30, 60 min (BUDGETS=60: one) -> reports/frontier.png
+	$(BIN)/python benchmarks/frontier.py --data $(BENCH_DATA) --preset $(PRESET) $(if $(FOLDS),--folds $(FOLDS)) $(if $(BUDGETS),--budgets $(BUDGETS))
 
 workers: $(INSTALLED)  ## the same run sequential, as Ray tasks, and with no option, side by side
 	$(BIN)/python benchmarks/workers.py --data $(BENCH_DATA) --preset $(if $(filter default,$(PRESET)),quick,$(PRESET)) $(if $(FOLDS),--folds $(FOLDS))

@@ -52,3 +52,20 @@ def test_architecture_builds_trains_a_step_and_round_trips(name, tmp_path):
 def test_unknown_architecture():
     with pytest.raises(KeyError, match="unknown architecture 'nope'"):
         build_model("nope", (28, 28, 1), 10)
+
+
+def test_tensorflow_batches_cover_every_row_reshuffled_each_epoch_without_autotuning():
+    from kaggle_digits.training import tf_batches
+
+    rows = np.arange(10)
+    batches = tf_batches((rows, rows * 2), 4, shuffle_seed=7)
+    assert batches.options().autotune.enabled is False  # nothing to wait for at teardown
+    epochs = [[x.numpy() for x, _ in batches] for _ in range(2)]
+    orders = [np.concatenate(epoch) for epoch in epochs]
+    assert [len(batch) for batch in epochs[0]] == [4, 4, 2]
+    assert all(sorted(order) == list(rows) for order in orders)
+    assert list(orders[0]) != list(orders[1])  # a new order every epoch
+    again = np.concatenate([x.numpy() for x, _ in tf_batches((rows, rows * 2), 4, shuffle_seed=7)])
+    assert list(again) == list(orders[0])  # the same seed, the same orders
+    in_order = np.concatenate([x.numpy() for x in tf_batches((rows,), 4)])
+    assert list(in_order) == list(rows)  # unshuffled for prediction

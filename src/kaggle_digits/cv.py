@@ -182,6 +182,12 @@ def fit_budget(
             architecture: runner.time_steps(data, config, architecture)
             for architecture in dict.fromkeys(config.members)
         }
+        for timing in timings.values():
+            log(
+                f"  {timing.architecture}: {timing.step_seconds * 1000:.0f} ms a step of "
+                f"{config.batch_size}, {epoch_seconds(timing, rows, config.batch_size):.0f} s "
+                f"an epoch with {config.workers} worker(s)"
+            )
         seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
         return timings, best_plan(config, timings, rows, config.workers, seconds_left)
 
@@ -202,12 +208,6 @@ def fit_budget(
         seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
         plan = plan_budget(config, timings, rows, config.workers, seconds_left)  # refuses
     config = replace(config, members=plan.members, epochs=plan.epochs)
-    for timing in timings.values():
-        log(
-            f"  {timing.architecture}: {timing.step_seconds * 1000:.0f} ms a step of "
-            f"{config.batch_size}, {epoch_seconds(timing, rows, config.batch_size):.0f} s an "
-            f"epoch with {config.workers} worker(s)"
-        )
     log(
         f"budget {config.budget_minutes:g} min -> {', '.join(plan.members)} for {plan.epochs} "
         f"epochs, about {plan.estimated_seconds / 60:.1f} min from here; the same run again: "

@@ -131,7 +131,7 @@ def time_steps(
     """Train `architecture` for a few steps (after two to warm up) and predict a few batches."""
     import keras
 
-    from kaggle_digits.training import BatchClock, train_model
+    from kaggle_digits.training import BatchClock, predict_batches, train_model
 
     batch = config.batch_size
     rows = (steps + 2) * batch
@@ -150,9 +150,9 @@ def time_steps(
     step_seconds = (clock.batch_ends[-1] - clock.batch_ends[1]) / (len(clock.batch_ends) - 2)
     startup = clock.batch_ends[0] - started - step_seconds
     sample = data.test_images[:2048]
-    model.predict(sample[:256], verbose=0)
+    predict_batches(model, sample[:256])
     predict_started = time.perf_counter()
-    model.predict(sample, batch_size=1024, verbose=0)
+    predict_batches(model, sample)
     predict_seconds = (time.perf_counter() - predict_started) / len(sample)
     keras.backend.clear_session()
     return StepTiming(architecture, step_seconds, predict_seconds, max(0.0, startup))

@@ -10,6 +10,8 @@ import numpy as np
 from kaggle_digits.config import CVConfig
 from kaggle_digits.models import build_model
 
+PREDICT_BATCH = 1024
+
 
 def augmentation(config: CVConfig, seed: int) -> keras.Sequential:
     """Small random rotations, zooms and shifts, as handwriting varies; never flips,
@@ -78,16 +80,26 @@ def train_model(
     validation = None
     if holdout is not None:
         validation = (holdout[0], keras.utils.to_categorical(holdout[1], num_classes))
-    history = trainer.fit(
-        images,
-        keras.utils.to_categorical(labels, num_classes),
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        validation_data=validation,
-        shuffle=True,
-        callbacks=fit_callbacks,
-        verbose=0,
-    )
+    rows = (images, keras.utils.to_categorical(labels, num_classes))
+    if on_tensorflow():
+        history = trainer.fit(
+            tf_batches(rows, config.batch_size, shuffle_seed=seed),
+            epochs=config.epochs,
+            validation_data=tf_batches(validation, PREDICT_BATCH) if validation else None,
+            shuffle=False,  # the pipeline shuffles
+            callbacks=fit_callbacks,
+            verbose=0,
+        )
+    else:
+        history = trainer.fit(
+            *rows,
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            validation_data=validation,
+            shuffle=True,
+            callbacks=fit_callbacks,
+            verbose=0,
+        )
     curves = {name: [float(value) for value in values] for name, values in history.history.items()}
     return model, curves
 
@@ -97,15 +109,47 @@ def predict_probs(
 ) -> np.ndarray:
     """Class probabilities; with config.tta = k, the mean over the image and k augmented
     copies of it."""
-    probs = model.predict(images, batch_size=1024, verbose=0)
+    probs = predict_batches(model, images)
     if config.tta:
         augment = augmentation(config, seed)
         for _ in range(config.tta):
             shifted = keras.ops.convert_to_numpy(augment(images, training=True))
             shifted = np.clip(np.rint(shifted), 0, 255).astype(np.uint8)
-            probs = probs + model.predict(shifted, batch_size=1024, verbose=0)
+            probs = probs + predict_batches(model, shifted)
         probs = probs / (config.tta + 1)
     return np.asarray(probs, dtype=np.float32)
+
+
+def predict_batches(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The model's outputs for `images`, PREDICT_BATCH at a time."""
+    if on_tensorflow():
+        return model.predict(tf_batches((images,), PREDICT_BATCH), verbose=0)
+    return model.predict(images, batch_size=PREDICT_BATCH, verbose=0)
+
+
+# --- feeding TensorFlow ----------------------------------------------------------------
+# From arrays, Keras builds a tf.data pipeline with autotuning and a new iterator for every
+# epoch, evaluation and prediction. Tearing an iterator down waits for its autotuning thread,
+# which may be asleep for up to ~20 s: measured with two single-threaded workers on 2 cores,
+# one epoch in three or four took twice as long, its process idle in
+# RootDataset::Iterator::~Iterator. The same pipeline without autotuning never waits.
+
+
+def on_tensorflow() -> bool:
+    return keras.backend.backend() == "tensorflow"
+
+
+def tf_batches(arrays: tuple[np.ndarray, ...], batch_size: int, shuffle_seed: int | None = None):
+    """`arrays` (rows aligned) as a tf.data pipeline of batches, without autotuning; shuffled
+    anew each epoch (reproducibly) when a seed is given."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    rows = tf.data.Dataset.from_tensor_slices(arrays if len(arrays) > 1 else arrays[0])
+    if shuffle_seed is not None:
+        rows = rows.shuffle(len(arrays[0]), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return rows.batch(batch_size).prefetch(1).with_options(options)
 
 
 class EpochReporter(keras.callbacks.Callback):
