@@ -80,26 +80,22 @@ def train_model(
     validation = None
     if holdout is not None:
         validation = (holdout[0], keras.utils.to_categorical(holdout[1], num_classes))
-    rows = (images, keras.utils.to_categorical(labels, num_classes))
+    targets = keras.utils.to_categorical(labels, num_classes)
     if on_tensorflow():
-        history = trainer.fit(
-            tf_batches(rows, config.batch_size, shuffle_seed=seed),
-            epochs=config.epochs,
-            validation_data=tf_batches(validation, PREDICT_BATCH) if validation else None,
-            shuffle=False,  # the pipeline shuffles
-            callbacks=fit_callbacks,
-            verbose=0,
-        )
+        feed = {
+            "x": tf_batches((images, targets), config.batch_size, shuffle_seed=seed),
+            "validation_data": tf_batches(validation, PREDICT_BATCH) if validation else None,
+            "shuffle": False,  # the pipeline shuffles
+        }
     else:
-        history = trainer.fit(
-            *rows,
-            batch_size=config.batch_size,
-            epochs=config.epochs,
-            validation_data=validation,
-            shuffle=True,
-            callbacks=fit_callbacks,
-            verbose=0,
-        )
+        feed = {
+            "x": images,
+            "y": targets,
+            "batch_size": config.batch_size,
+            "validation_data": validation,
+            "shuffle": True,
+        }
+    history = trainer.fit(**feed, epochs=config.epochs, callbacks=fit_callbacks, verbose=0)
     curves = {name: [float(value) for value in values] for name, values in history.history.items()}
     return model, curves
 
