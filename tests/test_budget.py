@@ -9,9 +9,9 @@ from helpers import assert_user_error
 from test_cv import cv_cli, run_tiny
 
 from kaggle_digits.budget import (
+    FINISH_SECONDS,
     SAFETY,
     Rows,
-    makespan,
     plan_budget,
     run_seconds,
     short_budget_recipe,
@@ -21,6 +21,7 @@ from kaggle_digits.cv import all_pairs, fit_budget, rerun_command
 from kaggle_digits.errors import UserError
 from kaggle_digits.pairs import EpochReport, StepTiming, TrainingData
 from kaggle_digits.progress import Progress
+from kaggle_digits.schedule import makespan, shortest_run_workers
 
 ROWS = Rows(train=33600, holdout=8400, test=28000)
 TIMINGS = {
@@ -35,6 +36,33 @@ def test_makespan_hands_jobs_to_the_first_free_worker():
     assert makespan([10, 10, 10, 10], workers=2) == 20
     assert makespan([10], workers=2, busy=[25, 5]) == 25  # the job waits for the 5 s worker
     assert makespan([], workers=2, busy=[7]) == 7
+
+
+def test_more_workers_than_cores_share_them():
+    assert makespan([10] * 5, workers=3, cores=2) == pytest.approx(25)  # 3 at 2/3 speed, then 2
+    assert makespan([10] * 5, workers=5, cores=2) == pytest.approx(25)
+    assert makespan([10] * 4, workers=2, cores=2) == 20
+    assert makespan([10], workers=3, busy=[10, 10], cores=2) == pytest.approx(15)
+
+
+def test_workers_are_added_only_where_the_last_round_would_leave_cores_idle():
+    assert shortest_run_workers(5, cores=2, most=8) == 3
+    assert shortest_run_workers(4, cores=2, most=8) == 2
+    assert shortest_run_workers(7, cores=2, most=8) == 4
+    assert shortest_run_workers(1, cores=2, most=8) == 1
+    assert shortest_run_workers(10, cores=4, most=3) == 3
+
+
+def test_a_third_worker_on_two_cores_buys_more_epochs_for_five_folds():
+    # the trial times steps with every worker busy: three workers on two cores, 1.5 times as long
+    shared = {
+        name: StepTiming(name, t.step_seconds * 1.5, t.predict_seconds * 1.5, t.startup_seconds)
+        for name, t in TIMINGS.items()
+    }
+    two = plan_budget(CONFIG, TIMINGS, ROWS, 2, 60 * 60)
+    three = plan_budget(CONFIG, shared, ROWS, 3, 60 * 60, cores=2)
+    assert three.epochs > two.epochs
+    assert three.estimated_seconds <= 60 * 60
 
 
 def test_a_smaller_budget_plans_fewer_epochs_and_each_plan_fits():
@@ -90,6 +118,8 @@ def test_the_short_budget_recipe_is_the_quick_one_with_the_users_options():
 class TimedRunner:
     """A runner whose trials take no time and report these step times."""
 
+    cores = 2
+
     def __init__(self, step_seconds: dict[str, float]) -> None:
         self.step_seconds = step_seconds
         self.timed = []
@@ -140,6 +170,18 @@ def test_eta_counts_the_pairs_running_at_once():
         progress.epoch_done(EpochReport(pair, 1, {}, 10.0))
     # two pairs have 2 epochs (20 s) left, then two more of 3 epochs (30 s) each, in parallel
     assert progress.eta() == pytest.approx(50 + 20)  # + summing up the run
+
+
+def test_eta_knows_when_more_workers_than_cores_share_them():
+    config = CVConfig(folds=5, members=("fast-cnn",), epochs=2)
+    pairs = all_pairs(config)
+    progress = Progress(pairs, [], 2, 5, workers=3, log=lambda line: None, cores=2)
+    for pair in pairs[:3]:
+        progress.epoch_done(EpochReport(pair, 1, {}, 1.0, step=1, steps=100, finished=False))
+    for pair in pairs[:3]:
+        progress.epoch_done(EpochReport(pair, 1, {}, 15.0))  # 10 s with a core to itself
+    # three pairs share the cores for their last epoch (15 s), then two of 2 epochs, a core each
+    assert progress.eta() == pytest.approx(15 + 20 + FINISH_SECONDS)
 
 
 def test_epochs_replace_a_presets_budget_and_not_both():

@@ -94,3 +94,15 @@ def test_the_driver_of_a_run_with_workers_never_loads_keras():
         "preset_config('default', members=('strided-cnn', 'lc-cnn')); provenance('x')"
     )
     assert modules_imported(driver_work, "keras", "tensorflow") == [False, False]
+
+
+def test_learning_curves_score_a_spread_of_the_held_out_rows():
+    from kaggle_digits.pairs import CURVE_ROWS, learning_curve_rows
+
+    rows = learning_curve_rows(8400, CVConfig())
+    assert CURVE_ROWS / 2 < len(rows) <= CURVE_ROWS
+    assert rows[0] == 0 and rows[-1] >= 8400 - 8400 / len(rows)  # from end to end
+    assert (np.diff(rows) > 0).all()
+    assert list(learning_curve_rows(500, CVConfig())) == list(range(500))
+    # early stopping chooses the epoch on these rows: it gets every one of them
+    assert len(learning_curve_rows(8400, CVConfig(early_stopping=3))) == 8400

@@ -2,24 +2,25 @@
 
 The time model: a pair costs its start-up (build, compile, trace), its epochs (training
 steps, then scoring the held-out fold) and its predictions; pairs go, in order, to the first
-free worker; the run ends with averaging, scoring and plots. The step times come from a
-short trial of each member (pairs.time_steps), run as the real pairs will run, so the plan
-holds for this machine, backend and number of workers.
+free worker, and workers beyond the cores share them (schedule.makespan); the run ends with
+averaging, scoring and plots. The step times come from a short trial of each member
+(pairs.time_steps), run as the real pairs will run, so the plan holds for this machine,
+backend and number of workers.
 """
 
-import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
 from kaggle_digits.config import PRESETS, CVConfig
 from kaggle_digits.errors import UserError
-from kaggle_digits.pairs import StepTiming
+from kaggle_digits.pairs import StepTiming, learning_curve_rows
+from kaggle_digits.schedule import makespan
 
-# Plan to end well before the budget: a shared machine's speed wanders, and whole epochs run
-# slower per step than the short trial (measured: strided-cnn with 2 workers, 177 ms a step in
-# the trial, ~200 ms over whole epochs; a 35-minute plan at 0.93 took about 40 minutes).
-SAFETY = 0.85
+# Plan to end before the budget: a shared machine's speed wanders by ±30% from one minute to
+# the next. (Measured: with Keras's own input pipeline, which stalled, a 35-minute plan at 0.93
+# took about 40 minutes; with ours, a 49-minute plan took 46.5.)
+SAFETY = 0.90
 FINISH_SECONDS = 20.0  # averaging the members, scoring, plots, writing the run folder
 SAVE_SECONDS = 2.0  # a pair's model file and predictions
 MIN_EPOCHS_PER_MEMBER = 6  # below this, a second member is worth less than longer training
@@ -51,10 +52,11 @@ class Plan:
         }
 
 
-def epoch_seconds(timing: StepTiming, rows: Rows, batch_size: int) -> float:
-    """One epoch: the training steps, then the held-out fold scored for the learning curves."""
-    steps = math.ceil(rows.train / batch_size)
-    return steps * timing.step_seconds + rows.holdout * timing.predict_seconds
+def epoch_seconds(timing: StepTiming, rows: Rows, config: CVConfig) -> float:
+    """One epoch: the training steps, then held-out rows scored for the learning curves."""
+    steps = math.ceil(rows.train / config.batch_size)
+    scored = len(learning_curve_rows(rows.holdout, config))
+    return steps * timing.step_seconds + scored * timing.predict_seconds
 
 
 def overhead_seconds(timing: StepTiming, rows: Rows, tta: int) -> float:
@@ -64,19 +66,7 @@ def overhead_seconds(timing: StepTiming, rows: Rows, tta: int) -> float:
 
 
 def pair_seconds(timing: StepTiming, rows: Rows, config: CVConfig, epochs: int) -> float:
-    return epochs * epoch_seconds(timing, rows, config.batch_size) + overhead_seconds(
-        timing, rows, config.tta
-    )
-
-
-def makespan(durations: Sequence[float], workers: int, busy: Sequence[float] = ()) -> float:
-    """When the last job ends if each of `durations`, in order, goes to the first free of
-    `workers` workers, `busy` of which are still busy for that many seconds."""
-    free = sorted(busy)[:workers] + [0.0] * max(0, workers - len(busy))
-    heapq.heapify(free)
-    for duration in durations:
-        heapq.heappush(free, heapq.heappop(free) + duration)
-    return max(free, default=0.0)
+    return epochs * epoch_seconds(timing, rows, config) + overhead_seconds(timing, rows, config.tta)
 
 
 def run_seconds(
@@ -86,13 +76,18 @@ def run_seconds(
     timings: dict[str, StepTiming],
     rows: Rows,
     workers: int,
+    cores: int | None = None,
 ) -> float:
+    """The run's seconds with `workers` pairs at once on `cores` cores (None: one each). The
+    timings were taken with every worker busy, each then at `share` of a core's speed."""
+    cores = cores or workers
+    share = min(1.0, cores / workers)
     durations = [
-        pair_seconds(timings[architecture], rows, config, epochs)
+        pair_seconds(timings[architecture], rows, config, epochs) * share
         for _ in range(config.folds)
         for architecture in members
     ]
-    return makespan(durations, workers) + FINISH_SECONDS
+    return makespan(durations, workers, cores=cores) + FINISH_SECONDS
 
 
 def best_plan(
@@ -101,6 +96,7 @@ def best_plan(
     rows: Rows,
     workers: int,
     seconds_left: float,
+    cores: int | None = None,
 ) -> Plan | None:
     """The most epochs that fit in `seconds_left`, for as many of the preset's members as can
     each still have MIN_EPOCHS_PER_MEMBER (the first member is always kept); None where not
@@ -110,12 +106,12 @@ def best_plan(
         members = config.members[:count]
         epochs = 0
         while epochs < MAX_EPOCHS and (
-            run_seconds(config, members, epochs + 1, timings, rows, workers) <= usable
+            run_seconds(config, members, epochs + 1, timings, rows, workers, cores) <= usable
         ):
             epochs += 1
         if epochs >= MIN_EPOCHS_PER_MEMBER or (count == 1 and epochs >= 1):
             return Plan(
-                members, epochs, run_seconds(config, members, epochs, timings, rows, workers)
+                members, epochs, run_seconds(config, members, epochs, timings, rows, workers, cores)
             )
     return None
 
@@ -126,12 +122,13 @@ def plan_budget(
     rows: Rows,
     workers: int,
     seconds_left: float,
+    cores: int | None = None,
 ) -> Plan:
     """best_plan, or one line saying how much time one epoch per pair needs."""
-    plan = best_plan(config, timings, rows, workers, seconds_left)
+    plan = best_plan(config, timings, rows, workers, seconds_left, cores)
     if plan is not None:
         return plan
-    needed = run_seconds(config, config.members[:1], 1, timings, rows, workers) / SAFETY
+    needed = run_seconds(config, config.members[:1], 1, timings, rows, workers, cores) / SAFETY
     spent = config.budget_minutes * 60 - seconds_left
     raise UserError(
         f"a budget of {config.budget_minutes:g} min is too small for one epoch per pair "

@@ -151,7 +151,14 @@ def train_pairs(
     pairs = all_pairs(config)
     finished = [pair for pair in pairs if is_finished(run_dir, pair)]
     progress = Progress(
-        pairs, finished, config.epochs, config.folds, config.workers, log, status=status
+        pairs,
+        finished,
+        config.epochs,
+        config.folds,
+        config.workers,
+        log,
+        status=status,
+        cores=runner.cores,
     )
     for pair in finished:
         log(f"{progress.label(pair)}: done")
@@ -185,11 +192,11 @@ def fit_budget(
         for timing in timings.values():
             log(
                 f"  {timing.architecture}: {timing.step_seconds * 1000:.0f} ms a step of "
-                f"{config.batch_size}, {epoch_seconds(timing, rows, config.batch_size):.0f} s "
+                f"{config.batch_size}, {epoch_seconds(timing, rows, config):.0f} s "
                 f"an epoch with {config.workers} worker(s)"
             )
         seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
-        return timings, best_plan(config, timings, rows, config.workers, seconds_left)
+        return timings, best_plan(config, timings, rows, config.workers, seconds_left, runner.cores)
 
     timings, plan = timed_plan(config)
     details = {}
@@ -206,7 +213,7 @@ def fit_budget(
             config, timings, plan = cheaper, cheaper_timings, cheaper_plan
     if plan is None:
         seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
-        plan = plan_budget(config, timings, rows, config.workers, seconds_left)  # refuses
+        plan = plan_budget(config, timings, rows, config.workers, seconds_left, runner.cores)
     config = replace(config, members=plan.members, epochs=plan.epochs)
     log(
         f"budget {config.budget_minutes:g} min -> {', '.join(plan.members)} for {plan.epochs} "

@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from kaggle_digits.budget import FINISH_SECONDS, makespan
+from kaggle_digits.budget import FINISH_SECONDS
 from kaggle_digits.pairs import EpochReport, Pair, PairOutput
+from kaggle_digits.schedule import makespan
 
 Log = Callable[[str], None]
 
@@ -23,11 +24,14 @@ class Progress:
         workers: int,
         log: Log,
         status: Log | None = None,
+        cores: int | None = None,
     ) -> None:
         self.pending = [pair for pair in pairs if pair not in finished]
         self.epochs, self.folds, self.workers, self.log = epochs, folds, workers, log
+        self.cores = cores or workers  # more workers than cores share them
         self.members = len({pair.member for pair in pairs})
         self.epochs_done: dict[Pair, int] = {}
+        # an epoch's seconds as if its pair had a core to itself (see core_share)
         self.epoch_seconds: dict[str, list[float]] = {}
         self.overheads: list[float] = []
         self.started = time.perf_counter()
@@ -50,9 +54,10 @@ class Progress:
             if self.status is not None:
                 self.status(self.status_line())
             return
+        share = self.core_share(report.pair)
         self.partial.pop(report.pair, None)
         self.epochs_done[report.pair] = report.epoch
-        self.epoch_seconds.setdefault(report.pair.architecture, []).append(report.seconds)
+        self.epoch_seconds.setdefault(report.pair.architecture, []).append(report.seconds * share)
         logs = report.logs
         holdout = f"  held-out acc {logs['val_accuracy']:.4f}" if "val_accuracy" in logs else ""
         self.log(
@@ -61,10 +66,17 @@ class Progress:
             f"{report.seconds:.0f}s/epoch  ETA {duration(self.eta())}"
         )
 
+    def core_share(self, pair: Pair) -> float:
+        """The share of a core each running pair has now (1 with no more pairs than cores)."""
+        running = {other for other in self.pending if other in self.epochs_done}
+        running |= set(self.partial) | {pair}
+        return min(1.0, self.cores / len(running))
+
     def pair_done(self, output: PairOutput, holdout_accuracy: float, holdout_loss: float) -> None:
         pair = output.pair
         trained = self.epoch_seconds.get(pair.architecture, [])[-self.epochs_done.get(pair, 0) :]
-        self.overheads.append(max(0.0, output.seconds - sum(trained)))
+        share = self.core_share(pair)
+        self.overheads.append(max(0.0, output.seconds * share - sum(trained)))
         self.pending.remove(pair)
         self.epochs_done.pop(pair, None)
         self.partial.pop(pair, None)
@@ -75,7 +87,8 @@ class Progress:
 
     def eta(self) -> float:
         """Seconds until the run ends: the pairs under way finish their epochs, the others
-        queue for the workers as the runner hands them out, then the run is summed up."""
+        queue for the workers as the runner hands them out (sharing the cores where there are
+        more workers), then the run is summed up."""
         overhead = float(np.mean(self.overheads[-5:])) if self.overheads else 0.0
         running = [pair for pair in self.pending if pair in self.epochs_done]
         waiting = [pair for pair in self.pending if pair not in self.epochs_done]
@@ -86,7 +99,8 @@ class Progress:
             for pair in running
         ]
         queued = [self.epochs * self.seconds_per_epoch(pair) + overhead for pair in waiting]
-        return makespan(queued, max(self.workers, len(busy)), busy) + FINISH_SECONDS
+        workers = max(self.workers, len(busy))
+        return makespan(queued, workers, busy, cores=self.cores) + FINISH_SECONDS
 
     def fraction(self, pair: Pair) -> float:
         """How much of its running epoch a pair has done."""

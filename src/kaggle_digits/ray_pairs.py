@@ -84,6 +84,11 @@ class RayPairs:
         )
         return self
 
+    @property
+    def cores(self) -> int:
+        """Pairs that run at full speed at once: on this machine, never more than its cores."""
+        return min(self.workers, cpu_count()) if self.address is None else self.workers
+
     def __exit__(self, *exc) -> None:
         import ray
 
