@@ -83,6 +83,7 @@ def holdout_run(
         "oof_accuracy": result.metrics["oof_accuracy"],
         "test_accuracy": float(np.mean(predicted == test_labels)),
         "peak_gib": round(memory.peak_gib, 2),
+        "peak_rss_gib": round(memory.peak_rss_gib, 2),
         "train_rows": holdout.train_rows,
         "test_rows": holdout.test_rows,
         "run": str(result.run_dir),
@@ -119,7 +120,8 @@ def main() -> None:
     print(
         f"holdout  preset {args.preset}  train {score['train_rows']}  test {score['test_rows']}  "
         f"{score['members']} x {score['epochs']} epochs  wall {score['minutes']:.1f} min  "
-        f"peak memory {score['peak_gib']:.2f} GiB  run {score['run']}\n"
+        f"peak memory {score['peak_gib']:.2f} GiB (PSS; RSS {score['peak_rss_gib']:.2f})  "
+        f"run {score['run']}\n"
         f"         OOF accuracy {score['oof_accuracy']:.5f}  "
         f"held-out test accuracy {score['test_accuracy']:.5f}  gap {gap:+.5f}"
     )

@@ -19,7 +19,7 @@ from kaggle_digits.budget import (
 from kaggle_digits.config import CVConfig, preset_config
 from kaggle_digits.cv import all_pairs, fit_budget, rerun_command
 from kaggle_digits.errors import UserError
-from kaggle_digits.pairs import EpochReport, StepTiming, TrainingData
+from kaggle_digits.pairs import EpochReport, PairOutput, StepTiming, TrainingData
 from kaggle_digits.progress import Progress
 from kaggle_digits.schedule import makespan, shortest_run_workers
 
@@ -182,6 +182,25 @@ def test_eta_knows_when_more_workers_than_cores_share_them():
         progress.epoch_done(EpochReport(pair, 1, {}, 15.0))  # 10 s with a core to itself
     # three pairs share the cores for their last epoch (15 s), then two of 2 epochs, a core each
     assert progress.eta() == pytest.approx(15 + 20 + FINISH_SECONDS)
+
+
+def test_eta_after_pairs_that_shared_the_cores_counts_only_their_seconds_outside_epochs():
+    pairs = all_pairs(CVConfig(folds=5, members=("fast-cnn",), epochs=2))
+    progress = Progress(pairs, [], 2, 5, workers=3, log=lambda line: None, cores=2)
+    first, last = pairs[:3], pairs[3:]
+    for epoch in (1, 2):
+        for pair in first:
+            progress.epoch_done(EpochReport(pair, epoch, {}, 1.0, step=1, steps=9, finished=False))
+        for pair in first:
+            progress.epoch_done(EpochReport(pair, epoch, {}, 15.0))  # 10 s with a core each
+    for pair in first:  # 3 s of start-up and predictions besides the epochs
+        progress.pair_done(PairOutput(pair, b"", None, None, {}, 33.0), 0.99, 0.02)
+    for pair in last:
+        progress.epoch_done(EpochReport(pair, 1, {}, 1.0, step=1, steps=9, finished=False))
+    for pair in last:
+        progress.epoch_done(EpochReport(pair, 1, {}, 10.0))
+    # the last two each have one 10-s epoch and 2-3 s outside it left, side by side
+    assert 10 + 2 + FINISH_SECONDS <= progress.eta() <= 10 + 3 + FINISH_SECONDS
 
 
 def test_epochs_replace_a_presets_budget_and_not_both():

@@ -33,6 +33,7 @@ class Progress:
         self.epochs_done: dict[Pair, int] = {}
         # an epoch's seconds as if its pair had a core to itself (see core_share)
         self.epoch_seconds: dict[str, list[float]] = {}
+        self.seconds_in_epochs: dict[Pair, float] = {}  # each running pair's, as measured
         self.overheads: list[float] = []
         self.started = time.perf_counter()
         self.status = status  # shows a transient line (a terminal's); None: log lines only
@@ -49,6 +50,7 @@ class Progress:
             # only a runner that retries a pair whose worker died sends an epoch twice
             self.log(f"{self.label(report.pair)}: its worker was lost; training it again")
             del self.epochs_done[report.pair]
+            self.seconds_in_epochs.pop(report.pair, None)
         if not report.finished:
             self.partial[report.pair] = report
             if self.status is not None:
@@ -57,6 +59,9 @@ class Progress:
         share = self.core_share(report.pair)
         self.partial.pop(report.pair, None)
         self.epochs_done[report.pair] = report.epoch
+        self.seconds_in_epochs[report.pair] = (
+            self.seconds_in_epochs.get(report.pair, 0.0) + report.seconds
+        )
         self.epoch_seconds.setdefault(report.pair.architecture, []).append(report.seconds * share)
         logs = report.logs
         holdout = f"  held-out acc {logs['val_accuracy']:.4f}" if "val_accuracy" in logs else ""
@@ -74,9 +79,9 @@ class Progress:
 
     def pair_done(self, output: PairOutput, holdout_accuracy: float, holdout_loss: float) -> None:
         pair = output.pair
-        trained = self.epoch_seconds.get(pair.architecture, [])[-self.epochs_done.get(pair, 0) :]
-        share = self.core_share(pair)
-        self.overheads.append(max(0.0, output.seconds * share - sum(trained)))
+        # start-up, predictions and saving: the pair's seconds outside its epochs
+        outside_epochs = output.seconds - self.seconds_in_epochs.pop(pair, 0.0)
+        self.overheads.append(max(0.0, outside_epochs * self.core_share(pair)))
         self.pending.remove(pair)
         self.epochs_done.pop(pair, None)
         self.partial.pop(pair, None)
