@@ -106,3 +106,14 @@ def test_learning_curves_score_a_spread_of_the_held_out_rows():
     assert list(learning_curve_rows(500, CVConfig())) == list(range(500))
     # early stopping chooses the epoch on these rows: it gets every one of them
     assert len(learning_curve_rows(8400, CVConfig(early_stopping=3))) == 8400
+
+
+def test_more_local_workers_than_cores_share_them(monkeypatch):
+    from kaggle_digits import pairs
+
+    monkeypatch.setattr(pairs, "cpu_count", lambda: 2)
+    three = pairs.LocalWorkers(3)
+    assert (three.cores, three.threads) == (2, 1)
+    assert three.started_line().endswith("with 1 thread(s), sharing 2 cores")
+    two = pairs.LocalWorkers(2)
+    assert two.cores == 2 and "sharing" not in two.started_line()

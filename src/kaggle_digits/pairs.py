@@ -267,9 +267,10 @@ class LocalWorkers:
         }
 
     def started_line(self) -> str:
+        shared = f", sharing {self.cores} cores" if self.workers > self.cores else ""
         return (
             f"training {self.workers} pairs at a time, each in its own process with "
-            f"{self.threads} thread(s)"
+            f"{self.threads} thread(s){shared}"
         )
 
     def pool(self, data: TrainingData) -> ProcessPoolExecutor:
