@@ -71,8 +71,15 @@ def test_a_smaller_budget_plans_fewer_epochs_and_each_plan_fits():
     assert epochs == sorted(epochs) and epochs[0] < epochs[-1]
     for plan, minutes in zip(plans, (10, 30, 60), strict=True):
         assert plan.estimated_seconds <= minutes * 60
-        one_more = run_seconds(CONFIG, plan.members, plan.epochs + 1, TIMINGS, ROWS, 2)
-        assert one_more > SAFETY * minutes * 60  # nothing left on the table
+        a_tenth_more = run_seconds(CONFIG, plan.members, plan.epochs + 0.1, TIMINGS, ROWS, 2)
+        assert a_tenth_more > SAFETY * minutes * 60  # nothing left on the table
+
+
+def test_plans_choose_tenths_of_an_epoch():
+    plan = plan_budget(CONFIG, TIMINGS, ROWS, 2, 25 * 60)
+    assert plan.epochs == round(plan.epochs, 1) and plan.epochs != int(plan.epochs)
+    config = CVConfig(**{**CONFIG.__dict__, "epochs": plan.epochs})
+    assert config.whole_epochs == int(plan.epochs) + 1
 
 
 def test_more_workers_buy_more_epochs():

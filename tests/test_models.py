@@ -1,3 +1,5 @@
+import itertools
+
 import keras
 import numpy as np
 import pytest
@@ -54,18 +56,40 @@ def test_unknown_architecture():
         build_model("nope", (28, 28, 1), 10)
 
 
-def test_tensorflow_batches_cover_every_row_reshuffled_each_epoch_without_autotuning():
-    from kaggle_digits.training import tf_batches
+def passes_of(batches, count: int) -> list[list[np.ndarray]]:
+    """The first `count` passes of ten rows in batches of 4 (three batches a pass)."""
+    taken = [np.asarray(x) for x, _ in itertools.islice(iter(batches), 3 * count)]
+    return [taken[3 * index : 3 * index + 3] for index in range(count)]
+
+
+@pytest.mark.parametrize("feed", ["tensorflow", "numpy"])
+def test_training_batches_cover_every_row_each_pass_reshuffled_for_ever(feed):
+    from kaggle_digits.training import shuffled_batches, tf_batches
 
     rows = np.arange(10)
-    batches = tf_batches((rows, rows * 2), 4, shuffle_seed=7)
-    assert batches.options().autotune.enabled is False  # nothing to wait for at teardown
-    epochs = [[x.numpy() for x, _ in batches] for _ in range(2)]
-    orders = [np.concatenate(epoch) for epoch in epochs]
-    assert [len(batch) for batch in epochs[0]] == [4, 4, 2]
+
+    def batches():
+        if feed == "tensorflow":
+            return tf_batches((rows, rows * 2), 4, shuffle_seed=7)
+        return shuffled_batches(rows, rows * 2, 4, seed=7)
+
+    passes = passes_of(batches(), 3)
+    assert [len(batch) for batch in passes[2]] == [4, 4, 2]  # each pass ends with its own
+    orders = [np.concatenate(one_pass) for one_pass in passes]
     assert all(sorted(order) == list(rows) for order in orders)
-    assert list(orders[0]) != list(orders[1])  # a new order every epoch
-    again = np.concatenate([x.numpy() for x, _ in tf_batches((rows, rows * 2), 4, shuffle_seed=7)])
+    assert list(orders[0]) != list(orders[1])  # a new order every pass
+    again = np.concatenate(passes_of(batches(), 1)[0])
     assert list(again) == list(orders[0])  # the same seed, the same orders
-    in_order = np.concatenate([x.numpy() for x in tf_batches((rows,), 4)])
-    assert list(in_order) == list(rows)  # unshuffled for prediction
+    if feed == "tensorflow":
+        assert batches().options().autotune.enabled is False  # nothing to wait for at teardown
+        in_order = np.concatenate([x.numpy() for x in tf_batches((rows,), 4)])
+        assert list(in_order) == list(rows)  # unshuffled for prediction
+
+
+def test_a_fraction_of_a_pass_is_spread_over_whole_epochs_of_equal_steps():
+    from kaggle_digits.config import CVConfig
+    from kaggle_digits.training import epoch_steps
+
+    assert epoch_steps(1000, CVConfig(epochs=3, batch_size=100)) == (3, 10)  # a pass an epoch
+    assert epoch_steps(1000, CVConfig(epochs=2.5, batch_size=100)) == (3, 9)  # 25 steps in 27
+    assert epoch_steps(1000, CVConfig(epochs=0.1 * 30, batch_size=100)) == (3, 10)

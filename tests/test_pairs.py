@@ -2,6 +2,7 @@
 
 import io
 import json
+import math
 import zipfile
 from dataclasses import replace
 
@@ -13,7 +14,7 @@ from test_cv import TINY, run_tiny
 from kaggle_digits.config import CVConfig
 from kaggle_digits.cv import fold_assignment, pair_dir
 from kaggle_digits.pairs import Pair, TrainingData, fit_pair
-from kaggle_digits.training import train_model
+from kaggle_digits.training import BatchClock, train_model
 
 
 def small_data(small_dataset) -> TrainingData:
@@ -49,6 +50,30 @@ def test_ema_weights_are_the_model_and_differ_from_the_last_step(small):
     )
     final = [np.array(w) for w in model.trainable_weights]
     assert any(not np.allclose(a, b) for a, b in zip(final, last_step.weights, strict=True))
+
+
+class FinalLearningRate(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        self.value = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def test_fractional_epochs_train_their_share_of_a_pass_to_the_schedules_end(small):
+    dataset = load_small(small)
+    config = CVConfig(members=("tiny-cnn",), epochs=1.5, batch_size=32, augment=False)
+    clock, final = BatchClock(), FinalLearningRate()
+    _, history = train_model(
+        "tiny-cnn",
+        dataset.train_images,
+        dataset.train_labels,
+        config,
+        10,
+        1,
+        callbacks=[clock, final],
+    )
+    steps_per_pass = math.ceil(len(dataset.train_labels) / 32)
+    assert len(history["loss"]) == 2  # one and a half passes: two epochs of equal steps
+    assert len(clock.batch_ends) == 2 * math.ceil(round(1.5 * steps_per_pass) / 2)
+    assert final.value < config.learning_rate / 100  # the one-cycle schedule has run its course
 
 
 def test_the_saved_model_is_the_one_that_predicted(small):

@@ -41,7 +41,7 @@ class Rows:
 @dataclass(frozen=True)
 class Plan:
     members: tuple[str, ...]
-    epochs: int
+    epochs: float  # in tenths
     estimated_seconds: float  # from the plan's start to the run's end
 
     def to_dict(self) -> dict:
@@ -54,8 +54,14 @@ class Plan:
 
 def epoch_seconds(timing: StepTiming, rows: Rows, config: CVConfig) -> float:
     """One epoch: the training steps, then held-out rows scored for the learning curves."""
-    steps = math.ceil(rows.train / config.batch_size)
-    scored = len(learning_curve_rows(rows.holdout, config))
+    return training_seconds(timing, rows, replace(config, epochs=1))
+
+
+def training_seconds(timing: StepTiming, rows: Rows, config: CVConfig) -> float:
+    """config.epochs passes of training steps; held-out rows scored after every whole epoch
+    (a fraction of a pass makes one more, see CVConfig.whole_epochs)."""
+    steps = config.epochs * math.ceil(rows.train / config.batch_size)
+    scored = config.whole_epochs * len(learning_curve_rows(rows.holdout, config))
     return steps * timing.step_seconds + scored * timing.predict_seconds
 
 
@@ -65,14 +71,15 @@ def overhead_seconds(timing: StepTiming, rows: Rows, tta: int) -> float:
     return timing.startup_seconds + predictions + SAVE_SECONDS
 
 
-def pair_seconds(timing: StepTiming, rows: Rows, config: CVConfig, epochs: int) -> float:
-    return epochs * epoch_seconds(timing, rows, config) + overhead_seconds(timing, rows, config.tta)
+def pair_seconds(timing: StepTiming, rows: Rows, config: CVConfig, epochs: float) -> float:
+    trained = training_seconds(timing, rows, replace(config, epochs=epochs))
+    return trained + overhead_seconds(timing, rows, config.tta)
 
 
 def run_seconds(
     config: CVConfig,
     members: Sequence[str],
-    epochs: int,
+    epochs: float,
     timings: dict[str, StepTiming],
     rows: Rows,
     workers: int,
@@ -98,17 +105,18 @@ def best_plan(
     seconds_left: float,
     cores: int | None = None,
 ) -> Plan | None:
-    """The most epochs that fit in `seconds_left`, for as many of the preset's members as can
-    each still have MIN_EPOCHS_PER_MEMBER (the first member is always kept); None where not
-    even one epoch of the first member fits."""
+    """The most epochs, in tenths, that fit in `seconds_left`, for as many of the preset's
+    members as can each still have MIN_EPOCHS_PER_MEMBER (the first member is always kept);
+    None where not even one epoch of the first member fits."""
     usable = seconds_left * SAFETY
     for count in range(len(config.members), 0, -1):
         members = config.members[:count]
-        epochs = 0
-        while epochs < MAX_EPOCHS and (
-            run_seconds(config, members, epochs + 1, timings, rows, workers, cores) <= usable
+        tenths = 0
+        while tenths < MAX_EPOCHS * 10 and (
+            run_seconds(config, members, (tenths + 1) / 10, timings, rows, workers, cores) <= usable
         ):
-            epochs += 1
+            tenths += 1
+        epochs = tenths / 10
         if epochs >= MIN_EPOCHS_PER_MEMBER or (count == 1 and epochs >= 1):
             return Plan(
                 members, epochs, run_seconds(config, members, epochs, timings, rows, workers, cores)

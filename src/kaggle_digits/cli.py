@@ -148,7 +148,9 @@ def cv(
             help="Comma-separated architectures, e.g. fast-cnn,resnet (see --list-models)."
         ),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs per member.")] = None,
+    epochs: Annotated[
+        float | None, typer.Option(help="Epochs per member; fractions too, e.g. 12.5.")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed for folds, weights and augmentation.")

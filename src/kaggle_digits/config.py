@@ -2,6 +2,7 @@
 the CLI only overrides fields. It is saved as config.json beside the run's outputs."""
 
 import dataclasses
+import math
 import platform
 import subprocess
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ class CVConfig:
     preset: str = "default"
     folds: int = 5
     members: tuple[str, ...] = ("strided-cnn",)  # architectures, see models.ARCHITECTURES
-    epochs: int = 8
-    batch_size: int = 128
+    epochs: float = 8  # passes over a fold's training rows; a budget's plan chooses tenths
+    # small batches: the same CPU time per image, four times the steps (measured on two folds,
+    # strided-cnn 10 epochs side by side: batch 32 0.99464/0.99494, 128 0.99390/0.99301)
+    batch_size: int = 32
     seed: int = 42
     learning_rate: float = 3e-3  # peak of the one-cycle schedule (warm-up, cosine decay)
     warmup_fraction: float = 0.15
@@ -31,6 +34,12 @@ class CVConfig:
     ema: float = 0.0  # momentum of an exponential moving average of the weights; 0: off
     budget_minutes: float = 0.0  # > 0: epochs (and members) chosen to finish in this time
     workers: int = 1  # pairs trained at once, each in its own process; 0: as the machine suits
+
+    @property
+    def whole_epochs(self) -> int:
+        """Keras epochs that train `epochs` passes: a fraction of a pass adds an epoch, and the
+        steps are spread evenly over them (training.epoch_steps)."""
+        return math.ceil(round(self.epochs, 6))  # 12.000000001 passes are 12 epochs, not 13
 
     @property
     def optimistic(self) -> bool:
@@ -61,7 +70,7 @@ PRESETS = {
         workers=0,
     ),
     # the best ensemble that fits about an hour on a 2-core CPU
-    "default": CVConfig(budget_minutes=55, workers=0),
+    "default": CVConfig(budget_minutes=58, workers=0),
     # for a GPU: a diverse ensemble of bigger nets, long schedules, test-time augmentation
     "strong": CVConfig(
         preset="strong",

@@ -153,7 +153,7 @@ def train_pairs(
     progress = Progress(
         pairs,
         finished,
-        config.epochs,
+        config.whole_epochs,
         config.folds,
         config.workers,
         log,
@@ -206,7 +206,7 @@ def fit_budget(
         if cheaper_plan is not None and (plan is None or cheaper_plan.epochs > plan.epochs):
             epochs = plan.epochs if plan else 0
             log(
-                f"budget {config.budget_minutes:g} min: {config.members[0]} would get {epochs} "
+                f"budget {config.budget_minutes:g} min: {config.members[0]} would get {epochs:g} "
                 f"epoch(s); taking the {cheaper.preset} preset's recipe instead"
             )
             details["switched_from"] = {"preset": config.preset, "epochs": epochs}
@@ -215,10 +215,11 @@ def fit_budget(
         seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
         plan = plan_budget(config, timings, rows, config.workers, seconds_left, runner.cores)
     config = replace(config, members=plan.members, epochs=plan.epochs)
+    shorter = "" if config.whole_epochs == config.epochs else f" (as {config.whole_epochs} shorter)"
     log(
-        f"budget {config.budget_minutes:g} min -> {', '.join(plan.members)} for {plan.epochs} "
-        f"epochs, about {plan.estimated_seconds / 60:.1f} min from here; the same run again: "
-        f"{rerun_command(config)}"
+        f"budget {config.budget_minutes:g} min -> {', '.join(plan.members)} for {plan.epochs:g} "
+        f"epochs{shorter}, about {plan.estimated_seconds / 60:.1f} min from here; the same run "
+        f"again: {rerun_command(config)}"
     )
     details |= plan.to_dict() | {
         "step_seconds": {name: round(t.step_seconds, 4) for name, t in timings.items()},
@@ -258,6 +259,8 @@ def rerun_command(config: CVConfig) -> str:
             options.append(option if value else option.replace("--", "--no-", 1))
         elif isinstance(value, tuple):
             options.append(f"{option} {','.join(value)}")
+        elif isinstance(value, float):
+            options.append(f"{option} {value:g}")
         else:
             options.append(f"{option} {value}")
     return "kaggle-digits cv " + " ".join(options)

@@ -140,15 +140,19 @@ def keras_file_bytes(model) -> bytes:
         return path.read_bytes()
 
 
-def time_steps(
-    data: TrainingData, config: CVConfig, architecture: str, steps: int = 12
-) -> StepTiming:
+# a trial times at least this many training images (12 steps of 128), so that small batches
+# are timed over as long a stretch as large ones
+TRIAL_IMAGES = 1536
+
+
+def time_steps(data: TrainingData, config: CVConfig, architecture: str) -> StepTiming:
     """Train `architecture` for a few steps (after two to warm up) and predict a few batches."""
     import keras
 
     from kaggle_digits.training import BatchClock, predict_batches, train_model
 
     batch = config.batch_size
+    steps = max(12, math.ceil(TRIAL_IMAGES / batch))
     rows = (steps + 2) * batch
     clock = BatchClock()
     started = time.perf_counter()

@@ -1,6 +1,7 @@
 """Fitting one model: augmentation, the learning-rate schedule, callbacks, and prediction with
 optional test-time augmentation. Knows nothing of folds or files."""
 
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -26,9 +27,18 @@ def augmentation(config: CVConfig, seed: int) -> keras.Sequential:
     )
 
 
-def one_cycle(config: CVConfig, steps_per_epoch: int) -> keras.optimizers.schedules.CosineDecay:
+def epoch_steps(rows: int, config: CVConfig) -> tuple[int, int]:
+    """How `config.epochs` passes over `rows` rows are trained: as whole Keras epochs of equal
+    steps. Whole passes are epochs of one pass each; a fractional number of passes (a budget's
+    plan chooses tenths) is spread over the next whole number of slightly shorter epochs."""
+    steps_per_pass = math.ceil(rows / config.batch_size)
+    epochs = config.whole_epochs
+    total_steps = max(1, round(config.epochs * steps_per_pass))
+    return epochs, math.ceil(total_steps / epochs)
+
+
+def one_cycle(config: CVConfig, total_steps: int) -> keras.optimizers.schedules.CosineDecay:
     """Linear warm-up to the peak learning rate, then cosine decay to nearly zero."""
-    total_steps = max(1, config.epochs * steps_per_epoch)
     warmup_steps = int(config.warmup_fraction * total_steps)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=config.learning_rate / 25,
@@ -59,10 +69,10 @@ def train_model(
     inputs = keras.Input(shape=images.shape[1:], dtype="uint8")
     trained = augmentation(config, seed)(inputs) if config.augment else inputs
     trainer = keras.Model(inputs, model(trained), name=f"train_{model.name}")
-    steps_per_epoch = -(-len(images) // config.batch_size)
+    epochs, steps_per_epoch = epoch_steps(len(images), config)
     trainer.compile(
         optimizer=keras.optimizers.Adam(
-            one_cycle(config, steps_per_epoch),
+            one_cycle(config, epochs * steps_per_epoch),
             # fit() ends by copying the moving average into the weights: that is the model
             use_ema=config.ema > 0,
             ema_momentum=config.ema or 0.99,
@@ -81,23 +91,33 @@ def train_model(
     if holdout is not None:
         validation = (holdout[0], keras.utils.to_categorical(holdout[1], num_classes))
     targets = keras.utils.to_categorical(labels, num_classes)
+    # batches for ever, reshuffled at every pass, so that an epoch may end mid-pass
     if on_tensorflow():
-        feed = {
-            "x": tf_batches((images, targets), config.batch_size, shuffle_seed=seed),
-            "validation_data": tf_batches(validation, PREDICT_BATCH) if validation else None,
-            "shuffle": False,  # the pipeline shuffles
-        }
+        batches = tf_batches((images, targets), config.batch_size, shuffle_seed=seed)
+        validation = tf_batches(validation, PREDICT_BATCH) if validation else None
     else:
-        feed = {
-            "x": images,
-            "y": targets,
-            "batch_size": config.batch_size,
-            "validation_data": validation,
-            "shuffle": True,
-        }
-    history = trainer.fit(**feed, epochs=config.epochs, callbacks=fit_callbacks, verbose=0)
+        batches = shuffled_batches(images, targets, config.batch_size, seed)
+    history = trainer.fit(
+        batches,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        shuffle=False,  # the batches come shuffled
+        validation_data=validation,
+        callbacks=fit_callbacks,
+        verbose=0,
+    )
     curves = {name: [float(value) for value in values] for name, values in history.history.items()}
     return model, curves
+
+
+def shuffled_batches(images: np.ndarray, targets: np.ndarray, batch_size: int, seed: int):
+    """(images, targets) batches for ever, in a new (reproducible) order every pass."""
+    order_of_pass = np.random.default_rng(seed)
+    while True:
+        order = order_of_pass.permutation(len(images))
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            yield images[rows], targets[rows]
 
 
 def predict_probs(
@@ -136,16 +156,19 @@ def on_tensorflow() -> bool:
 
 
 def tf_batches(arrays: tuple[np.ndarray, ...], batch_size: int, shuffle_seed: int | None = None):
-    """`arrays` (rows aligned) as a tf.data pipeline of batches, without autotuning; shuffled
-    anew each epoch (reproducibly) when a seed is given."""
+    """`arrays` (rows aligned) as a tf.data pipeline of batches, without autotuning. Given a
+    seed (training), the batches go on for ever, the rows reshuffled (reproducibly) at every
+    pass."""
     import tensorflow as tf
 
     options = tf.data.Options()
     options.autotune.enabled = False
     rows = tf.data.Dataset.from_tensor_slices(arrays if len(arrays) > 1 else arrays[0])
-    if shuffle_seed is not None:
-        rows = rows.shuffle(len(arrays[0]), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return rows.batch(batch_size).prefetch(1).with_options(options)
+    if shuffle_seed is None:
+        return rows.batch(batch_size).prefetch(1).with_options(options)
+    rows = rows.shuffle(len(arrays[0]), seed=shuffle_seed, reshuffle_each_iteration=True)
+    # each pass ends with its own short batch, as steps_per_epoch counts them
+    return rows.batch(batch_size).repeat().prefetch(1).with_options(options)
 
 
 class EpochReporter(keras.callbacks.Callback):
