@@ -26,10 +26,14 @@ def check_data(path: Path) -> None:
 
 class TreeMemory:
     """The peak memory of this process and all its descendants (the worker processes of
-    `cv --workers`), sampled every half second (Linux /proc): summed proportional set sizes
-    (PSS: pages shared between processes, such as TensorFlow's libraries, counted once, as
-    the machine holds them once) and, beside it, summed resident sizes (RSS: shared pages
+    `cv --workers`), sampled every SAMPLE_SECONDS (Linux /proc): summed proportional set
+    sizes (PSS: pages shared between processes, such as TensorFlow's libraries, counted once,
+    as the machine holds them once) and, beside it, summed resident sizes (RSS: shared pages
     counted in every process, ~0.3 GB a worker too many)."""
+
+    # Reading smaps_rollup walks a process's page tables: every 0.5 s, for three workers, it
+    # took ~11% of a core from the run it measured. Workers' memory moves slowly.
+    SAMPLE_SECONDS = 3.0
 
     def __init__(self) -> None:
         self.peak_bytes = 0  # PSS
@@ -54,7 +58,7 @@ class TreeMemory:
         return self.peak_rss_bytes / 2**30
 
     def _sample(self) -> None:
-        while not self._stop.wait(0.5):
+        while not self._stop.wait(self.SAMPLE_SECONDS):
             sizes = [_memory(pid) for pid in _tree(os.getpid())]
             self.peak_bytes = max(self.peak_bytes, sum(pss for pss, _ in sizes))
             self.peak_rss_bytes = max(self.peak_rss_bytes, sum(rss for _, rss in sizes))

@@ -146,7 +146,7 @@ def fit(minutes: float, runner: TimedRunner):
 
 
 def test_a_budget_too_short_for_the_presets_net_takes_the_quick_recipe():
-    runner = TimedRunner({"strided-cnn": 0.2, "tiny-cnn": 0.05})
+    runner = TimedRunner({"strided-cnn": 0.05, "tiny-cnn": 0.05})  # steps of 32 and 256
     config, plan = fit(10, runner)
     assert runner.timed == ["strided-cnn", "tiny-cnn"]
     assert (config.preset, config.members, config.folds) == ("quick", ("tiny-cnn",), 5)
@@ -156,7 +156,7 @@ def test_a_budget_too_short_for_the_presets_net_takes_the_quick_recipe():
 
 
 def test_a_budget_long_enough_keeps_the_presets_net():
-    runner = TimedRunner({"strided-cnn": 0.2, "tiny-cnn": 0.05})
+    runner = TimedRunner({"strided-cnn": 0.05, "tiny-cnn": 0.05})  # steps of 32 and 256
     config, plan = fit(60, runner)
     assert runner.timed == ["strided-cnn"]
     assert (config.preset, config.members) == ("default", ("strided-cnn",))
@@ -164,7 +164,7 @@ def test_a_budget_long_enough_keeps_the_presets_net():
 
 
 def test_a_budget_too_short_for_either_recipe_is_refused():
-    runner = TimedRunner({"strided-cnn": 0.2, "tiny-cnn": 0.05})
+    runner = TimedRunner({"strided-cnn": 0.05, "tiny-cnn": 0.05})  # steps of 32 and 256
     with pytest.raises(UserError, match="too small for one epoch per pair"):
         fit(0.5, runner)
 
