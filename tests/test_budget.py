@@ -2,6 +2,7 @@
 
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -78,8 +79,7 @@ def test_a_smaller_budget_plans_fewer_epochs_and_each_plan_fits():
 def test_plans_choose_tenths_of_an_epoch():
     plan = plan_budget(CONFIG, TIMINGS, ROWS, 2, 25 * 60)
     assert plan.epochs == round(plan.epochs, 1) and plan.epochs != int(plan.epochs)
-    config = CVConfig(**{**CONFIG.__dict__, "epochs": plan.epochs})
-    assert config.whole_epochs == int(plan.epochs) + 1
+    assert replace(CONFIG, epochs=plan.epochs).whole_epochs == int(plan.epochs) + 1
 
 
 def test_more_workers_buy_more_epochs():

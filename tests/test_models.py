@@ -88,8 +88,7 @@ def test_training_batches_cover_every_row_each_pass_reshuffled_for_ever(feed):
 
 def test_a_fraction_of_a_pass_is_spread_over_whole_epochs_of_equal_steps():
     from kaggle_digits.config import CVConfig
-    from kaggle_digits.training import epoch_steps
 
-    assert epoch_steps(1000, CVConfig(epochs=3, batch_size=100)) == (3, 10)  # a pass an epoch
-    assert epoch_steps(1000, CVConfig(epochs=2.5, batch_size=100)) == (3, 9)  # 25 steps in 27
-    assert epoch_steps(1000, CVConfig(epochs=0.1 * 30, batch_size=100)) == (3, 10)
+    assert CVConfig(epochs=3, batch_size=100).epoch_steps(1000) == (3, 10)  # a pass an epoch
+    assert CVConfig(epochs=2.5, batch_size=100).epoch_steps(1000) == (3, 9)  # 25 steps in 27
+    assert CVConfig(epochs=0.1 * 30, batch_size=100).epoch_steps(1000) == (3, 10)

@@ -8,7 +8,6 @@ averaging, scoring and plots. The step times come from a short trial of each mem
 backend and number of workers.
 """
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
@@ -58,10 +57,11 @@ def epoch_seconds(timing: StepTiming, rows: Rows, config: CVConfig) -> float:
 
 
 def training_seconds(timing: StepTiming, rows: Rows, config: CVConfig) -> float:
-    """config.epochs passes of training steps; held-out rows scored after every whole epoch
-    (a fraction of a pass makes one more, see CVConfig.whole_epochs)."""
-    steps = config.epochs * math.ceil(rows.train / config.batch_size)
-    scored = config.whole_epochs * len(learning_curve_rows(rows.holdout, config))
+    """config.epochs passes of training steps, as CVConfig.epoch_steps spreads them over whole
+    epochs; held-out rows scored after every whole epoch."""
+    epochs, steps_per_epoch = config.epoch_steps(rows.train)
+    steps = epochs * steps_per_epoch
+    scored = epochs * len(learning_curve_rows(rows.holdout, config))
     return steps * timing.step_seconds + scored * timing.predict_seconds
 
 

@@ -38,8 +38,17 @@ class CVConfig:
     @property
     def whole_epochs(self) -> int:
         """Keras epochs that train `epochs` passes: a fraction of a pass adds an epoch, and the
-        steps are spread evenly over them (training.epoch_steps)."""
+        steps are spread evenly over them (epoch_steps)."""
         return math.ceil(round(self.epochs, 6))  # 12.000000001 passes are 12 epochs, not 13
+
+    def epoch_steps(self, rows: int) -> tuple[int, int]:
+        """How `epochs` passes over `rows` rows are trained: as whole Keras epochs of equal
+        steps. Whole passes are epochs of one pass each; a fractional number of passes (a
+        budget's plan chooses tenths) is spread over the next whole number of slightly
+        shorter epochs."""
+        steps_per_pass = math.ceil(rows / self.batch_size)
+        total_steps = max(1, round(self.epochs * steps_per_pass))
+        return self.whole_epochs, math.ceil(total_steps / self.whole_epochs)
 
     @property
     def optimistic(self) -> bool:

@@ -1,7 +1,6 @@
 """Fitting one model: augmentation, the learning-rate schedule, callbacks, and prediction with
 optional test-time augmentation. Knows nothing of folds or files."""
 
-import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -25,16 +24,6 @@ def augmentation(config: CVConfig, seed: int) -> keras.Sequential:
         ],
         name="augmentation",
     )
-
-
-def epoch_steps(rows: int, config: CVConfig) -> tuple[int, int]:
-    """How `config.epochs` passes over `rows` rows are trained: as whole Keras epochs of equal
-    steps. Whole passes are epochs of one pass each; a fractional number of passes (a budget's
-    plan chooses tenths) is spread over the next whole number of slightly shorter epochs."""
-    steps_per_pass = math.ceil(rows / config.batch_size)
-    epochs = config.whole_epochs
-    total_steps = max(1, round(config.epochs * steps_per_pass))
-    return epochs, math.ceil(total_steps / epochs)
 
 
 def one_cycle(config: CVConfig, total_steps: int) -> keras.optimizers.schedules.CosineDecay:
@@ -69,7 +58,7 @@ def train_model(
     inputs = keras.Input(shape=images.shape[1:], dtype="uint8")
     trained = augmentation(config, seed)(inputs) if config.augment else inputs
     trainer = keras.Model(inputs, model(trained), name=f"train_{model.name}")
-    epochs, steps_per_epoch = epoch_steps(len(images), config)
+    epochs, steps_per_epoch = config.epoch_steps(len(images))
     trainer.compile(
         optimizer=keras.optimizers.Adam(
             one_cycle(config, epochs * steps_per_epoch),
