@@ -13,6 +13,7 @@ from kaggle_digits.budget import (
     FINISH_SECONDS,
     SAFETY,
     Rows,
+    crowded_speed,
     plan_budget,
     run_seconds,
     short_budget_recipe,
@@ -22,7 +23,7 @@ from kaggle_digits.cv import all_pairs, fit_budget, rerun_command
 from kaggle_digits.errors import UserError
 from kaggle_digits.pairs import EpochReport, PairOutput, StepTiming, TrainingData
 from kaggle_digits.progress import Progress
-from kaggle_digits.schedule import makespan, shortest_run_workers
+from kaggle_digits.schedule import job_speed, makespan, shortest_run_workers
 
 ROWS = Rows(train=33600, holdout=8400, test=28000)
 TIMINGS = {
@@ -44,6 +45,33 @@ def test_more_workers_than_cores_share_them():
     assert makespan([10] * 5, workers=5, cores=2) == pytest.approx(25)
     assert makespan([10] * 4, workers=2, cores=2) == 20
     assert makespan([10], workers=3, busy=[10, 10], cores=2) == pytest.approx(15)
+
+
+def test_a_measured_crowd_speed_replaces_the_even_share():
+    # three workers on two cores measured at 0.8 of a core each, not 2/3
+    assert job_speed(3, workers=3, cores=2, crowded_speed=0.8) == pytest.approx(0.8)
+    assert job_speed(2, workers=3, cores=2, crowded_speed=0.8) == 1
+    assert job_speed(3, workers=3, cores=2) == pytest.approx(2 / 3)
+    assert job_speed(4, workers=5, cores=2, crowded_speed=0.5) == pytest.approx(0.625)
+    # 3 at 0.8 for 12.5 s, then 2 with a core each for 10 s
+    assert makespan([10] * 5, workers=3, cores=2, crowded_speed=0.8) == pytest.approx(22.5)
+
+
+def test_the_plan_uses_the_crowd_speed_the_trial_measured():
+    # every worker busy: 0.2 s a step; two of the three alone on two cores: 0.16 s, so the last
+    # round runs 1.25 times as fast, not 1.5 times
+    measured = {
+        name: replace(t, uncrowded_step_seconds=t.step_seconds * 0.8) for name, t in TIMINGS.items()
+    }
+    assert crowded_speed(list(measured.values()), 3, 2) == pytest.approx(0.8)
+    assert crowded_speed(list(TIMINGS.values()), 3, 2) == pytest.approx(2 / 3)
+    assert crowded_speed(list(measured.values()), 2, 2) == 1
+    even = plan_budget(CONFIG, TIMINGS, ROWS, 3, 60 * 60, cores=2)
+    slower_last_round = plan_budget(CONFIG, measured, ROWS, 3, 60 * 60, cores=2)
+    assert slower_last_round.epochs < even.epochs
+    # an even share would have promised the same epochs sooner than they can end
+    promised = run_seconds(CONFIG, CONFIG.members, slower_last_round.epochs, TIMINGS, ROWS, 3, 2)
+    assert promised < slower_last_round.estimated_seconds <= 60 * 60 * SAFETY
 
 
 def test_workers_are_added_only_where_the_last_round_would_leave_cores_idle():
@@ -189,6 +217,20 @@ def test_eta_knows_when_more_workers_than_cores_share_them():
         progress.epoch_done(EpochReport(pair, 1, {}, 15.0))  # 10 s with a core to itself
     # three pairs share the cores for their last epoch (15 s), then two of 2 epochs, a core each
     assert progress.eta() == pytest.approx(15 + 20 + FINISH_SECONDS)
+
+
+def test_eta_uses_the_measured_crowd_speed():
+    config = CVConfig(folds=5, members=("fast-cnn",), epochs=2)
+    pairs = all_pairs(config)
+    progress = Progress(
+        pairs, [], 2, 5, workers=3, log=lambda line: None, cores=2, crowded_speed=0.75
+    )
+    for pair in pairs[:3]:
+        progress.epoch_done(EpochReport(pair, 1, {}, 1.0, step=1, steps=100, finished=False))
+    for pair in pairs[:3]:
+        progress.epoch_done(EpochReport(pair, 1, {}, 16.0))  # 12 s with a core to itself
+    # three pairs share the cores for their last epoch (16 s), then two of 2 epochs, a core each
+    assert progress.eta() == pytest.approx(16 + 24 + FINISH_SECONDS)
 
 
 def test_eta_after_pairs_that_shared_the_cores_counts_only_their_seconds_outside_epochs():

@@ -142,3 +142,26 @@ def test_more_local_workers_than_cores_share_them(monkeypatch):
     assert three.started_line().endswith("with 1 thread(s), sharing 2 cores")
     two = pairs.LocalWorkers(2)
     assert two.cores == 2 and "sharing" not in two.started_line()
+
+
+def test_a_crowd_of_workers_is_timed_again_as_its_last_round_runs(monkeypatch):
+    from kaggle_digits import pairs
+
+    monkeypatch.setattr(pairs, "cpu_count", lambda: 2)
+    busy = []
+
+    def time_at_once(self, data, config, architecture, count):
+        busy.append(count)
+        step = {3: 0.3, 2: 0.24}[count]  # three sharing two cores, then two alone
+        return [pairs.StepTiming(architecture, step, 0.001, 2.0)] * count
+
+    monkeypatch.setattr(pairs.LocalWorkers, "_time_at_once", time_at_once)
+    timing = pairs.LocalWorkers(3).time_steps(None, CVConfig(), "tiny-cnn")
+    assert busy == [3, 2]
+    assert (timing.step_seconds, timing.uncrowded_step_seconds) == (0.3, 0.24)
+    busy.clear()
+    assert (
+        pairs.LocalWorkers(2).time_steps(None, CVConfig(), "tiny-cnn").uncrowded_step_seconds
+        is None
+    )
+    assert busy == [2]

@@ -86,15 +86,28 @@ def run_seconds(
     cores: int | None = None,
 ) -> float:
     """The run's seconds with `workers` pairs at once on `cores` cores (None: one each). The
-    timings were taken with every worker busy, each then at `share` of a core's speed."""
+    timings were taken with every worker busy, each then at crowded_speed of a core to itself."""
     cores = cores or workers
-    share = min(1.0, cores / workers)
+    speed = crowded_speed([timings[architecture] for architecture in members], workers, cores)
     durations = [
-        pair_seconds(timings[architecture], rows, config, epochs) * share
+        pair_seconds(timings[architecture], rows, config, epochs) * speed
         for _ in range(config.folds)
         for architecture in members
     ]
-    return makespan(durations, workers, cores=cores) + FINISH_SECONDS
+    return makespan(durations, workers, cores=cores, crowded_speed=speed) + FINISH_SECONDS
+
+
+def crowded_speed(timings: Sequence[StepTiming], workers: int, cores: int) -> float:
+    """The speed of each worker, as a share of a core to itself, while all `workers` are busy:
+    1 with no more workers than cores; measured where the trial also timed the steps with
+    only `cores` workers busy; else an even share of the cores."""
+    if workers <= cores:
+        return 1.0
+    measured = [t for t in timings if t.uncrowded_step_seconds]
+    if not measured:
+        return cores / workers
+    ratios = [t.uncrowded_step_seconds / t.step_seconds for t in measured]
+    return min(1.0, sum(ratios) / len(ratios))
 
 
 def best_plan(

@@ -28,6 +28,7 @@ from kaggle_digits.budget import (
     Plan,
     Rows,
     best_plan,
+    crowded_speed,
     epoch_seconds,
     plan_budget,
     short_budget_recipe,
@@ -123,7 +124,8 @@ def run_cv(
         log(f"run {run_dir}")
         log("config " + ", ".join(f"{key}={value}" for key, value in config.to_dict().items()))
         log(runner.started_line())
-        train_pairs(run_dir, config, data, runner, log, status)
+        crowded = plan.get("crowded_speed") if plan else None
+        train_pairs(run_dir, config, data, runner, log, status, crowded_speed=crowded)
     return finish_run(run_dir, config, dataset, fold_of_row, competition, log)
 
 
@@ -146,8 +148,11 @@ def train_pairs(
     runner: Runner,
     log: Log,
     status: Log | None = None,
+    crowded_speed: float | None = None,
 ) -> None:
-    """Train the pairs not yet finished; each is saved the moment it finishes."""
+    """Train the pairs not yet finished; each is saved the moment it finishes.
+    `crowded_speed`: of each worker while more workers than cores run, where a trial measured
+    it (schedule.job_speed)."""
     pairs = all_pairs(config)
     finished = [pair for pair in pairs if is_finished(run_dir, pair)]
     progress = Progress(
@@ -159,6 +164,7 @@ def train_pairs(
         log,
         status=status,
         cores=runner.cores,
+        crowded_speed=crowded_speed,
     )
     for pair in finished:
         log(f"{progress.label(pair)}: done")
@@ -190,9 +196,13 @@ def fit_budget(
             for architecture in dict.fromkeys(config.members)
         }
         for timing in timings.values():
+            alone = timing.uncrowded_step_seconds
+            last_round = (
+                f" ({alone * 1000:.0f} ms with {runner.cores} busy)" if alone is not None else ""
+            )
             log(
                 f"  {timing.architecture}: {timing.step_seconds * 1000:.0f} ms a step of "
-                f"{config.batch_size}, {epoch_seconds(timing, rows, config):.0f} s "
+                f"{config.batch_size}{last_round}, {epoch_seconds(timing, rows, config):.0f} s "
                 f"an epoch with {config.workers} worker(s)"
             )
         seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
@@ -224,6 +234,9 @@ def fit_budget(
     details |= plan.to_dict() | {
         "step_seconds": {name: round(t.step_seconds, 4) for name, t in timings.items()},
     }
+    if config.workers > runner.cores:
+        speed = crowded_speed(list(timings.values()), config.workers, runner.cores)
+        details["crowded_speed"] = round(speed, 3)
     return config, details
 
 

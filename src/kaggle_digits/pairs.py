@@ -80,9 +80,12 @@ class StepTiming:
     """What a short trial of an architecture measured, in the conditions of the real run."""
 
     architecture: str
-    step_seconds: float  # one training step of config.batch_size images
+    step_seconds: float  # one training step of config.batch_size images, every worker busy
     predict_seconds: float  # one image at prediction time
     startup_seconds: float  # building, compiling and tracing before the first step
+    # one step with only as many workers busy as there are cores, where there are more
+    # workers than cores (their last round); None: not measured, an even share assumed
+    uncrowded_step_seconds: float | None = None
 
 
 # Held-out rows scored after each epoch for the learning curves: enough for a curve, and
@@ -321,10 +324,21 @@ class LocalWorkers:
             raise
 
     def time_steps(self, data: TrainingData, config: CVConfig, architecture: str) -> StepTiming:
-        """Every worker times the same steps at once: the cores are then as busy as in the run."""
+        """Every worker times the same steps at once: the cores are then as busy as in the run.
+        With more workers than cores, as many as there are cores time them again, as in the
+        run's last round."""
+        crowded = mean_timing(self._time_at_once(data, config, architecture, self.workers))
+        if self.workers <= self.cores:
+            return crowded
+        uncrowded = mean_timing(self._time_at_once(data, config, architecture, self.cores))
+        return replace(crowded, uncrowded_step_seconds=uncrowded.step_seconds)
+
+    def _time_at_once(
+        self, data: TrainingData, config: CVConfig, architecture: str, count: int
+    ) -> list[StepTiming]:
         pool = self.pool(data)
-        futures = [pool.submit(_time_in_worker, config, architecture) for _ in range(self.workers)]
-        return mean_timing([future.result() for future in futures])
+        futures = [pool.submit(_time_in_worker, config, architecture) for _ in range(count)]
+        return [future.result() for future in futures]
 
     def _forward_reports(self, report: Report) -> None:
         while True:

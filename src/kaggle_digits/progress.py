@@ -9,7 +9,7 @@ import numpy as np
 
 from kaggle_digits.budget import FINISH_SECONDS
 from kaggle_digits.pairs import EpochReport, Pair, PairOutput
-from kaggle_digits.schedule import makespan
+from kaggle_digits.schedule import job_speed, makespan
 
 Log = Callable[[str], None]
 
@@ -25,10 +25,12 @@ class Progress:
         log: Log,
         status: Log | None = None,
         cores: int | None = None,
+        crowded_speed: float | None = None,
     ) -> None:
         self.pending = [pair for pair in pairs if pair not in finished]
         self.epochs, self.folds, self.workers, self.log = epochs, folds, workers, log
         self.cores = cores or workers  # more workers than cores share them
+        self.crowded_speed = crowded_speed  # of each, where measured (schedule.job_speed)
         self.members = len({pair.member for pair in pairs})
         self.epochs_done: dict[Pair, int] = {}
         # an epoch's seconds as if its pair had a core to itself (see core_share)
@@ -75,7 +77,7 @@ class Progress:
         """The share of a core each running pair has now (1 with no more pairs than cores)."""
         running = {other for other in self.pending if other in self.epochs_done}
         running |= set(self.partial) | {pair}
-        return min(1.0, self.cores / len(running))
+        return job_speed(len(running), self.workers, self.cores, self.crowded_speed)
 
     def pair_done(self, output: PairOutput, holdout_accuracy: float, holdout_loss: float) -> None:
         pair = output.pair
@@ -105,7 +107,10 @@ class Progress:
         ]
         queued = [self.epochs * self.seconds_per_epoch(pair) + overhead for pair in waiting]
         workers = max(self.workers, len(busy))
-        return makespan(queued, workers, busy, cores=self.cores) + FINISH_SECONDS
+        remaining = makespan(
+            queued, workers, busy, cores=self.cores, crowded_speed=self.crowded_speed
+        )
+        return remaining + FINISH_SECONDS
 
     def fraction(self, pair: Pair) -> float:
         """How much of its running epoch a pair has done."""

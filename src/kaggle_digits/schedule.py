@@ -5,6 +5,11 @@ Why more workers than cores: 5 folds on 2 single-threaded workers train in 3 rou
 last with one core idle; 3 workers on 2 cores end in 2.5 pair-times, as the operating system
 shares the cores between them at next to no cost (measured on a 2-core machine: tiny-cnn
 trained ~36 s per 3-epoch run whether 2 or 3 ran at once).
+
+A crowd of workers need not share the cores evenly, though: with strided-cnn in batches of 32,
+three workers on two cores each ran at ~0.8 of the speed of two (104 s an epoch against 84),
+not at 2/3; so a runner may measure the speed of a crowded job (`crowded_speed`) and the
+schedule uses it.
 """
 
 from collections.abc import Sequence
@@ -15,11 +20,12 @@ def makespan(
     workers: int,
     busy: Sequence[float] = (),
     cores: float | None = None,
+    crowded_speed: float | None = None,
 ) -> float:
     """When the last job ends if each of `durations` (its seconds with a core to itself), in
     order, goes to the first free of `workers` workers, with `busy` jobs already running that
-    need that many more seconds. The running jobs share `cores` cores evenly, never more than
-    one each (None: a core per worker)."""
+    need that many more seconds. The running jobs share `cores` cores (None: a core per
+    worker), each at job_speed."""
     cores = cores or max(workers, 1)
     queued = list(durations)
     running = [seconds for seconds in busy if seconds > 0]
@@ -27,12 +33,26 @@ def makespan(
     while running or queued:
         while queued and len(running) < workers:
             running.append(queued.pop(0))
-        speed = min(1.0, cores / len(running))  # of each running job
+        speed = job_speed(len(running), workers, cores, crowded_speed)
         step = min(running) / speed
         elapsed += step
         running = [seconds - step * speed for seconds in running]
         running = [seconds for seconds in running if seconds > 1e-9]
     return elapsed
+
+
+def job_speed(
+    running: int, workers: int, cores: float, crowded_speed: float | None = None
+) -> float:
+    """The speed of each of `running` jobs, as a share of a core to itself: 1 with no more
+    jobs than cores; else, where the speed of each of `workers` crowded jobs was measured,
+    the throughput of that crowd shared among the jobs running; else an even share of the
+    cores."""
+    if running <= cores:
+        return 1.0
+    if crowded_speed is None:
+        return cores / running
+    return min(1.0, crowded_speed * workers / running)
 
 
 def shortest_run_workers(pairs: int, cores: int, most: int) -> int:
