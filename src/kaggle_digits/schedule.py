@@ -7,9 +7,9 @@ shares the cores between them at next to no cost (measured on a 2-core machine: 
 trained ~36 s per 3-epoch run whether 2 or 3 ran at once).
 
 A crowd of workers need not share the cores evenly, though: with strided-cnn in batches of 32,
-three workers on two cores each ran at ~0.8 of the speed of two (104 s an epoch against 84),
-not at 2/3; so a runner may measure the speed of a crowded job (`crowded_speed`) and the
-schedule uses it.
+three workers on two cores once ran each at ~0.8 of the speed of two (104 s an epoch against
+84), another time at 0.64 (122 s against 78); so a runner may measure the speed of a crowded
+job (`crowded_speed`) and the schedule uses it.
 """
 
 from collections.abc import Sequence
