@@ -69,6 +69,7 @@ def test_the_plan_uses_the_crowd_speed_the_trial_measured():
     even = plan_budget(CONFIG, TIMINGS, ROWS, 3, 60 * 60, cores=2)
     slower_last_round = plan_budget(CONFIG, measured, ROWS, 3, 60 * 60, cores=2)
     assert slower_last_round.epochs < even.epochs
+    assert slower_last_round.crowded_speed == pytest.approx(0.8)
     # an even share would have promised the same epochs sooner than they can end
     promised = run_seconds(CONFIG, CONFIG.members, slower_last_round.epochs, TIMINGS, ROWS, 3, 2)
     assert promised < slower_last_round.estimated_seconds <= 60 * 60 * SAFETY

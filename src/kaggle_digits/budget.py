@@ -42,6 +42,7 @@ class Plan:
     members: tuple[str, ...]
     epochs: float  # in tenths
     estimated_seconds: float  # from the plan's start to the run's end
+    crowded_speed: float = 1.0  # of each worker while more workers than cores run
 
     def to_dict(self) -> dict:
         return {
@@ -132,7 +133,10 @@ def best_plan(
         epochs = tenths / 10
         if epochs >= MIN_EPOCHS_PER_MEMBER or (count == 1 and epochs >= 1):
             return Plan(
-                members, epochs, run_seconds(config, members, epochs, timings, rows, workers, cores)
+                members,
+                epochs,
+                run_seconds(config, members, epochs, timings, rows, workers, cores),
+                crowded_speed([timings[name] for name in members], workers, cores or workers),
             )
     return None
 

@@ -28,7 +28,6 @@ from kaggle_digits.budget import (
     Plan,
     Rows,
     best_plan,
-    crowded_speed,
     epoch_seconds,
     plan_budget,
     short_budget_recipe,
@@ -235,8 +234,7 @@ def fit_budget(
         "step_seconds": {name: round(t.step_seconds, 4) for name, t in timings.items()},
     }
     if config.workers > runner.cores:
-        speed = crowded_speed(list(timings.values()), config.workers, runner.cores)
-        details["crowded_speed"] = round(speed, 3)
+        details["crowded_speed"] = round(plan.crowded_speed, 3)
     return config, details
 
 
