@@ -253,6 +253,30 @@ def test_eta_after_pairs_that_shared_the_cores_counts_only_their_seconds_outside
     assert 10 + 2 + FINISH_SECONDS <= progress.eta() <= 10 + 3 + FINISH_SECONDS
 
 
+def test_eta_leaves_out_an_epochs_warm_up_and_counts_it_as_overhead():
+    pairs = all_pairs(CVConfig(folds=2, members=("fast-cnn",), epochs=3))
+    progress = Progress(pairs, [], 3, 2, workers=1, log=lambda line: None)
+    progress.epoch_done(EpochReport(pairs[0], 1, {}, 14.0, warmup_seconds=4.0))
+    # two more 10-s epochs of the first pair, then three of the second
+    assert progress.eta() == pytest.approx(20 + 30 + FINISH_SECONDS)
+    progress.epoch_done(EpochReport(pairs[0], 2, {}, 10.0))
+    progress.epoch_done(EpochReport(pairs[0], 3, {}, 10.0))
+    progress.pair_done(PairOutput(pairs[0], b"", None, None, {}, 37.0), 0.99, 0.02)
+    assert progress.overheads == [pytest.approx(3 + 4)]  # start-up, predictions and the warm-up
+    assert progress.eta() == pytest.approx(30 + 7 + FINISH_SECONDS)
+
+
+def test_eta_expects_a_trials_pair_overhead_until_a_pair_has_ended():
+    pairs = all_pairs(CVConfig(folds=2, members=("fast-cnn",), epochs=2))
+    progress = Progress(pairs, [], 2, 2, workers=1, log=lambda line: None, pair_overhead=6.0)
+    progress.epoch_done(EpochReport(pairs[0], 1, {}, 14.0, warmup_seconds=4.0))
+    # the running pair has 2 s of its overhead left (its warm-up took 4), the next all 6
+    assert progress.eta() == pytest.approx(10 + 2 + 20 + 6 + FINISH_SECONDS)
+    progress.epoch_done(EpochReport(pairs[0], 2, {}, 10.0))
+    progress.pair_done(PairOutput(pairs[0], b"", None, None, {}, 28.0), 0.99, 0.02)
+    assert progress.eta() == pytest.approx(20 + 8 + FINISH_SECONDS)  # as measured: 28 - 20
+
+
 def test_epochs_replace_a_presets_budget_and_not_both():
     assert preset_config("default").budget_minutes > 0
     assert preset_config("default", epochs=3).budget_minutes == 0
@@ -278,6 +302,7 @@ def test_a_budgeted_run_records_its_plan(small, tmp_path):
     assert saved["budget_minutes"] == 1
     assert saved["epochs"] == saved["budget_plan"]["epochs"] >= 1
     assert saved["budget_plan"]["estimated_minutes"] <= 1
+    assert saved["budget_plan"]["pair_overhead_seconds"] > 0  # start-up, predictions, saving
     assert len(json.loads((result.run_dir / "metrics.json").read_text())["pairs"]) == 2
     assert np.isfinite(result.metrics["oof_accuracy"])
 
@@ -316,9 +341,12 @@ def test_training_reports_progress_inside_each_epoch(small):
     train_model(
         "mlp", dataset.train_images, dataset.train_labels, config, 10, 0, callbacks=[reporter]
     )
-    partial = [report for report in reports if not report[-1]]
-    finished = [report for report in reports if report[-1]]
+    partial = [report for report in reports if not report[5]]
+    finished = [report for report in reports if report[5]]
     assert [report[0] for report in finished] == [1, 2]
+    # the first step of the first epoch traces the graph: its excess is the warm-up
+    warmups = [report[6] for report in finished]
+    assert warmups[0] > warmups[1] >= 0 and warmups[0] < finished[0][2]
     assert [(report[3], report[4]) for report in partial if report[0] == 1] == [
         (1, 4), (2, 4), (3, 4), (4, 4)
     ]  # fmt: skip

@@ -29,6 +29,7 @@ from kaggle_digits.budget import (
     Rows,
     best_plan,
     epoch_seconds,
+    overhead_seconds,
     plan_budget,
     short_budget_recipe,
 )
@@ -123,8 +124,16 @@ def run_cv(
         log(f"run {run_dir}")
         log("config " + ", ".join(f"{key}={value}" for key, value in config.to_dict().items()))
         log(runner.started_line())
-        crowded = plan.get("crowded_speed") if plan else None
-        train_pairs(run_dir, config, data, runner, log, status, crowded_speed=crowded)
+        train_pairs(
+            run_dir,
+            config,
+            data,
+            runner,
+            log,
+            status,
+            crowded_speed=plan.get("crowded_speed") if plan else None,
+            pair_overhead=plan.get("pair_overhead_seconds", 0.0) if plan else 0.0,
+        )
     return finish_run(run_dir, config, dataset, fold_of_row, competition, log)
 
 
@@ -148,10 +157,12 @@ def train_pairs(
     log: Log,
     status: Log | None = None,
     crowded_speed: float | None = None,
+    pair_overhead: float = 0.0,
 ) -> None:
     """Train the pairs not yet finished; each is saved the moment it finishes.
     `crowded_speed`: of each worker while more workers than cores run, where a trial measured
-    it (schedule.job_speed)."""
+    it (schedule.job_speed); `pair_overhead`: a pair's seconds outside its epochs, with a
+    core to itself, as a trial expects them (both for the ETA)."""
     pairs = all_pairs(config)
     finished = [pair for pair in pairs if is_finished(run_dir, pair)]
     progress = Progress(
@@ -164,6 +175,7 @@ def train_pairs(
         status=status,
         cores=runner.cores,
         crowded_speed=crowded_speed,
+        pair_overhead=pair_overhead,
     )
     for pair in finished:
         log(f"{progress.label(pair)}: done")
@@ -230,8 +242,11 @@ def fit_budget(
         f"epochs{shorter}, about {plan.estimated_seconds / 60:.1f} min from here; the same run "
         f"again: {rerun_command(config)}"
     )
+    # with a core to itself, as Progress counts it
+    overheads = [overhead_seconds(timings[name], rows, config.tta) for name in plan.members]
     details |= plan.to_dict() | {
         "step_seconds": {name: round(t.step_seconds, 4) for name, t in timings.items()},
+        "pair_overhead_seconds": round(plan.crowded_speed * float(np.mean(overheads)), 1),
     }
     if config.workers > runner.cores:
         details["crowded_speed"] = round(plan.crowded_speed, 3)

@@ -63,6 +63,7 @@ class EpochReport:
     step: int = 0
     steps: int = 0
     finished: bool = True
+    warmup_seconds: float = 0.0  # a finished epoch's one-off cost (EpochReporter)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class Progress:
         status: Log | None = None,
         cores: int | None = None,
         crowded_speed: float | None = None,
+        pair_overhead: float = 0.0,
     ) -> None:
         self.pending = [pair for pair in pairs if pair not in finished]
         self.epochs, self.folds, self.workers, self.log = epochs, folds, workers, log
@@ -33,10 +34,16 @@ class Progress:
         self.crowded_speed = crowded_speed  # of each, where measured (schedule.job_speed)
         self.members = len({pair.member for pair in pairs})
         self.epochs_done: dict[Pair, int] = {}
-        # an epoch's seconds as if its pair had a core to itself (see core_share)
+        # an epoch's seconds without its warm-up, as if its pair had a core to itself (see
+        # core_share)
         self.epoch_seconds: dict[str, list[float]] = {}
-        self.seconds_in_epochs: dict[Pair, float] = {}  # each running pair's, as measured
+        self.seconds_in_epochs: dict[Pair, float] = {}  # each running pair's, without warm-ups
+        self.warmups: dict[Pair, float] = {}  # each running pair's, with a core to itself
+        # a pair's seconds outside its epochs' steady steps, with a core to itself: start-up,
+        # the first step's tracing, predictions, saving; until pairs have ended to measure
+        # it, what a budget's trial expects (pair_overhead)
         self.overheads: list[float] = []
+        self.pair_overhead = pair_overhead
         self.started = time.perf_counter()
         self.status = status  # shows a transient line (a terminal's); None: log lines only
         self.partial: dict[Pair, EpochReport] = {}
@@ -53,6 +60,7 @@ class Progress:
             self.log(f"{self.label(report.pair)}: its worker was lost; training it again")
             del self.epochs_done[report.pair]
             self.seconds_in_epochs.pop(report.pair, None)
+            self.warmups.pop(report.pair, None)
         if not report.finished:
             self.partial[report.pair] = report
             if self.status is not None:
@@ -61,10 +69,12 @@ class Progress:
         share = self.core_share(report.pair)
         self.partial.pop(report.pair, None)
         self.epochs_done[report.pair] = report.epoch
-        self.seconds_in_epochs[report.pair] = (
-            self.seconds_in_epochs.get(report.pair, 0.0) + report.seconds
+        steady = report.seconds - report.warmup_seconds
+        self.seconds_in_epochs[report.pair] = self.seconds_in_epochs.get(report.pair, 0.0) + steady
+        self.warmups[report.pair] = (
+            self.warmups.get(report.pair, 0.0) + report.warmup_seconds * share
         )
-        self.epoch_seconds.setdefault(report.pair.architecture, []).append(report.seconds * share)
+        self.epoch_seconds.setdefault(report.pair.architecture, []).append(steady * share)
         logs = report.logs
         holdout = f"  held-out acc {logs['val_accuracy']:.4f}" if "val_accuracy" in logs else ""
         self.log(
@@ -81,11 +91,12 @@ class Progress:
 
     def pair_done(self, output: PairOutput, holdout_accuracy: float, holdout_loss: float) -> None:
         pair = output.pair
-        # start-up, predictions and saving: the pair's seconds outside its epochs
+        # start-up, warm-ups, predictions and saving: its seconds outside its steady steps
         outside_epochs = output.seconds - self.seconds_in_epochs.pop(pair, 0.0)
         self.overheads.append(max(0.0, outside_epochs * self.core_share(pair)))
         self.pending.remove(pair)
         self.epochs_done.pop(pair, None)
+        self.warmups.pop(pair, None)
         self.partial.pop(pair, None)
         self.log(
             f"{self.label(pair)}: held-out accuracy {holdout_accuracy:.5f} "
@@ -96,13 +107,14 @@ class Progress:
         """Seconds until the run ends: the pairs under way finish their epochs, the others
         queue for the workers as the runner hands them out (sharing the cores where there are
         more workers), then the run is summed up."""
-        overhead = float(np.mean(self.overheads[-5:])) if self.overheads else 0.0
+        overhead = float(np.mean(self.overheads[-5:])) if self.overheads else self.pair_overhead
         running = [pair for pair in self.pending if pair in self.epochs_done]
         waiting = [pair for pair in self.pending if pair not in self.epochs_done]
+        # a running pair has spent the part of its overhead that its warm-ups took
         busy = [
             (self.epochs - self.epochs_done[pair] - self.fraction(pair))
             * self.seconds_per_epoch(pair)
-            + overhead
+            + max(0.0, overhead - self.warmups.get(pair, 0.0))
             for pair in running
         ]
         queued = [self.epochs * self.seconds_per_epoch(pair) + overhead for pair in waiting]
@@ -132,8 +144,7 @@ class Progress:
     def seconds_per_epoch(self, pair: Pair) -> float:
         measured = self.epoch_seconds.get(pair.architecture)
         if measured:
-            # the first epoch also traces the graph: leave it out once there are others
-            return float(np.mean(measured[1:][-10:] or measured))
+            return float(np.mean(measured[-10:]))
         every = [seconds for values in self.epoch_seconds.values() for seconds in values]
         return float(np.mean(every)) if every else 0.0
 

@@ -161,8 +161,11 @@ def tf_batches(arrays: tuple[np.ndarray, ...], batch_size: int, shuffle_seed: in
 
 
 class EpochReporter(keras.callbacks.Callback):
-    """Calls report(epoch, logs, seconds, step, steps, finished) as each epoch ends, and about
-    once a second during an epoch with finished=False (epochs and steps counted from 1)."""
+    """Calls report(epoch, logs, seconds, step, steps, finished, warmup_seconds) as each epoch
+    ends, and about once a second during an epoch with finished=False (epochs and steps counted
+    from 1). warmup_seconds: how much longer the epoch's first step took than its others (the
+    first epoch's traces the graph and fills the shuffle buffer), so that the epochs still to
+    come can be timed without it."""
 
     def __init__(self, report: Callable[..., None], every_seconds: float = 1.0) -> None:
         super().__init__()
@@ -172,9 +175,13 @@ class EpochReporter(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
         self.started = self.reported = time.perf_counter()
+        self.step_ends: list[float] = []
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
+        if batch == 0 or not self.step_ends:
+            self.step_ends = [now, now]  # the first step's end, the latest step's end
+        self.step_ends[1] = now
         if now - self.reported >= self.every_seconds:
             self.reported = now
             steps = self.params.get("steps") or 0
@@ -183,7 +190,15 @@ class EpochReporter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = {name: float(value) for name, value in (logs or {}).items()}
         steps = self.params.get("steps") or 0
-        self.report(epoch + 1, logs, time.perf_counter() - self.started, steps, steps, True)
+        seconds = time.perf_counter() - self.started
+        self.report(epoch + 1, logs, seconds, steps, steps, True, self.warmup_seconds(steps))
+
+    def warmup_seconds(self, steps: int) -> float:
+        if steps < 3 or not self.step_ends:
+            return 0.0
+        first_end, last_end = self.step_ends
+        other_step = (last_end - first_end) / (steps - 1)
+        return max(0.0, first_end - self.started - other_step)
 
 
 class BatchClock(keras.callbacks.Callback):
