@@ -266,6 +266,15 @@ def test_eta_leaves_out_an_epochs_warm_up_and_counts_it_as_overhead():
     assert progress.eta() == pytest.approx(30 + 7 + FINISH_SECONDS)
 
 
+def test_eta_counts_a_pair_inside_its_first_epoch_as_under_way():
+    pairs = all_pairs(CVConfig(folds=2, members=("fast-cnn",), epochs=3))
+    progress = Progress(pairs, [], 3, 2, workers=2, log=lambda line: None)
+    progress.epoch_done(EpochReport(pairs[1], 1, {}, 9.0, step=90, steps=100, finished=False))
+    progress.epoch_done(EpochReport(pairs[0], 1, {}, 10.0))
+    # the second pair has 2.1 of its 10-s epochs left, not 3
+    assert progress.eta() == pytest.approx(21 + FINISH_SECONDS)
+
+
 def test_eta_expects_a_trials_pair_overhead_until_a_pair_has_ended():
     pairs = all_pairs(CVConfig(folds=2, members=("fast-cnn",), epochs=2))
     progress = Progress(pairs, [], 2, 2, workers=1, log=lambda line: None, pair_overhead=6.0)

@@ -108,11 +108,14 @@ class Progress:
         queue for the workers as the runner hands them out (sharing the cores where there are
         more workers), then the run is summed up."""
         overhead = float(np.mean(self.overheads[-5:])) if self.overheads else self.pair_overhead
-        running = [pair for pair in self.pending if pair in self.epochs_done]
-        waiting = [pair for pair in self.pending if pair not in self.epochs_done]
+        # under way: a pair with an epoch done, or a report from inside its first
+        running = [
+            pair for pair in self.pending if pair in self.epochs_done or pair in self.partial
+        ]
+        waiting = [pair for pair in self.pending if pair not in running]
         # a running pair has spent the part of its overhead that its warm-ups took
         busy = [
-            (self.epochs - self.epochs_done[pair] - self.fraction(pair))
+            (self.epochs - self.epochs_done.get(pair, 0) - self.fraction(pair))
             * self.seconds_per_epoch(pair)
             + max(0.0, overhead - self.warmups.get(pair, 0.0))
             for pair in running
