@@ -46,7 +46,9 @@ def main() -> None:
 
         config = preset_config(args.preset, folds=args.folds)
         started = time.perf_counter()
-        result = run_cv(config, competition, data_root, args.runs_dir)
+        result = run_cv(
+            config, competition, data_root, args.runs_dir, keep_folds=args.folds is not None
+        )
         wall = time.perf_counter() - started
         print(
             f"cv    preset {args.preset}  folds {args.folds}  members {len(config.members)}  "

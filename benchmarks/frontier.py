@@ -41,7 +41,7 @@ def main() -> None:
     points = []
     for budget in [float(value) for value in args.budgets.split(",")]:
         config = preset_config(args.preset, folds=args.folds, budget_minutes=budget)
-        score = holdout_run(args.data, config, args.runs_dir)
+        score = holdout_run(args.data, config, args.runs_dir, keep_folds=args.folds is not None)
         points.append({"budget": budget, "epochs": score["epochs"], **score})
         print(
             f"budget {budget:g} min: {score['members']} x {score['epochs']} epochs, "

@@ -54,6 +54,7 @@ def holdout_run(
     test_share: float = 0.2,
     seed: int = 2024,
     ray_address: str | None = None,
+    keep_folds: bool = False,
 ) -> dict:
     """`cv` with `config` on the kept rows; its submission scored on the withheld labels."""
     from kaggle_digits.cv import run_cv
@@ -68,7 +69,9 @@ def holdout_run(
         )
         started = time.perf_counter()
         with TreeMemory() as memory:
-            result = run_cv(config, holdout, scratch, runs_dir, ray_address=ray_address)
+            result = run_cv(
+                config, holdout, scratch, runs_dir, ray_address=ray_address, keep_folds=keep_folds
+            )
         wall = time.perf_counter() - started
         # score the very file `submit` would upload, after the checks it would pass
         submission = write_submission(result.run_dir, holdout, scratch / "submissions")
@@ -113,7 +116,15 @@ def main() -> None:
         epochs=args.epochs,
         workers=args.workers,
     )
-    score = holdout_run(args.data, config, args.runs_dir, args.test_share, args.seed, args.ray)
+    score = holdout_run(
+        args.data,
+        config,
+        args.runs_dir,
+        args.test_share,
+        args.seed,
+        args.ray,
+        keep_folds=args.folds is not None,
+    )
     if args.json:
         args.json.write_text(json.dumps(score, indent=2))
     gap = score["test_accuracy"] - score["oof_accuracy"]

@@ -12,6 +12,7 @@ from test_cv import cv_cli, run_tiny
 from kaggle_digits.budget import (
     FINISH_SECONDS,
     SAFETY,
+    SHORT_RECIPE_EPOCHS,
     Rows,
     crowded_speed,
     plan_budget,
@@ -165,13 +166,13 @@ class TimedRunner:
         return StepTiming(architecture, self.step_seconds[architecture], 0.0002, 3.0)
 
 
-def fit(minutes: float, runner: TimedRunner):
+def fit(minutes: float, runner: TimedRunner, keep_folds: bool = False):
     config = preset_config("default", budget_minutes=minutes, folds=5, workers=2)
     data = TrainingData(
         np.empty((42000, 1, 1, 1)), np.zeros(42000), np.empty((28000, 1, 1, 1)),
         np.arange(42000) % 5, 10,
     )  # fmt: skip
-    return fit_budget(config, data, runner, time.perf_counter(), log=lambda line: None)
+    return fit_budget(config, data, runner, time.perf_counter(), lambda line: None, keep_folds)
 
 
 def test_a_budget_too_short_for_the_presets_net_takes_the_quick_recipe():
@@ -182,6 +183,18 @@ def test_a_budget_too_short_for_the_presets_net_takes_the_quick_recipe():
     assert plan["switched_from"]["preset"] == "default"
     assert plan["switched_from"]["epochs"] < 6 <= config.epochs == plan["epochs"]
     assert rerun_command(config).startswith("kaggle-digits cv --preset quick --folds 5 ")
+
+
+def test_a_budget_too_short_for_the_quick_recipe_too_takes_its_fewer_folds():
+    runner = TimedRunner({"strided-cnn": 0.05, "tiny-cnn": 0.05})
+    config, plan = fit(3, runner)
+    # 5 folds would give tiny-cnn about 5 epochs; 2 folds, one round of two workers, ~28
+    assert (config.preset, config.folds) == ("quick", 2)
+    assert config.epochs >= SHORT_RECIPE_EPOCHS and plan["switched_from"]["folds"] == 5
+    assert runner.timed == ["strided-cnn", "tiny-cnn"]  # the folds need no trial of their own
+    assert "--folds" not in rerun_command(config)  # the quick preset's own
+    kept, kept_plan = fit(3, TimedRunner({"strided-cnn": 0.05, "tiny-cnn": 0.05}), True)
+    assert (kept.preset, kept.folds) == ("quick", 5) and kept.epochs < SHORT_RECIPE_EPOCHS
 
 
 def test_a_budget_long_enough_keeps_the_presets_net():

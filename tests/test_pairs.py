@@ -110,6 +110,28 @@ def test_workers_leave_the_same_run_folder(small, tmp_path):
     assert (pair_dir(parallel.run_dir, 1, 1, "lc-cnn") / "result.json").is_file()
 
 
+def test_fewer_folds_chosen_after_the_workers_got_the_data_are_the_ones_trained(
+    small, tmp_path, monkeypatch
+):
+    """A short budget may take fewer folds once the trial has started the workers with the
+    run's first fold assignment: the pairs still train and are scored on the new one."""
+    monkeypatch.setattr("kaggle_digits.ray_pairs.ray_installed", lambda: False)
+
+    def fewer_folds(config, data, runner, started, log, keep_folds):
+        runner.time_steps(data, config, "mlp")  # the workers start with the 3-fold data
+        return replace(config, folds=2, epochs=1), {"epochs": 1}
+
+    monkeypatch.setattr("kaggle_digits.cv.fit_budget", fewer_folds)
+    config = replace(TINY, folds=3, members=("mlp",), budget_minutes=5, workers=2)
+    result = run_tiny(small, tmp_path, config)
+    labels = load_small(small).train_labels
+    assert np.array_equal(
+        np.load(result.run_dir / "folds.npy"), fold_assignment(labels, 2, config.seed)
+    )
+    assert json.loads((result.run_dir / "config.json").read_text())["folds"] == 2
+    assert len(result.metrics["pairs"]) == 2 and np.isfinite(result.metrics["oof_accuracy"])
+
+
 def test_the_driver_of_a_run_with_workers_never_loads_keras():
     """Checking options, planning and writing the run folder need no Keras: with workers, the
     driver stays ~0.5 GB lighter."""

@@ -242,6 +242,7 @@ def cv(
             log=terminal.log,
             status=terminal.status if terminal.live else None,
             ray_address=ray,
+            keep_folds=folds is not None,
         )
 
 

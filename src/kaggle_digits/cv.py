@@ -11,6 +11,7 @@ runs/<run-id>/
   metrics.json         written last: the run is complete when, and only when, it exists
 """
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from sklearn.model_selection import StratifiedKFold
 from kaggle_digits import plots
 from kaggle_digits.budget import (
     MIN_EPOCHS_PER_MEMBER,
+    SHORT_RECIPE_EPOCHS,
     Plan,
     Rows,
     best_plan,
@@ -85,11 +87,13 @@ def run_cv(
     log: Log = print,
     status: Log | None = None,
     ray_address: str | None = None,
+    keep_folds: bool = False,
 ) -> CVResult:
     """Train every (fold, member) pair not yet finished, then score and save the ensemble.
 
     `log` gets a line per event; `status`, if given, a transient line (for a terminal) with
-    the progress of each running epoch. `ray_address`: train the pairs on that Ray cluster."""
+    the progress of each running epoch. `ray_address`: train the pairs on that Ray cluster.
+    `keep_folds`: the folds were chosen by the user, and a short budget may not change them."""
     started = time.perf_counter()
     dataset = load_dataset(competition, data_root)
     if resume is not None:
@@ -110,7 +114,10 @@ def run_cv(
         config = replace(config, workers=runner.workers)
         plan = None
         if resume is None and config.budget_minutes:
-            config, plan = fit_budget(config, data, runner, started, log)
+            config, plan = fit_budget(config, data, runner, started, log, keep_folds)
+            if config.folds != data.fold_of_row.max() + 1:  # a short budget took fewer
+                fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
+                data = replace(data, fold_of_row=fold_of_row)
         if resume is None:
             run_dir = new_run_dir(Path(runs_dir), config.preset)
             saved = {
@@ -123,7 +130,9 @@ def run_cv(
             save_array(run_dir / "folds.npy", fold_of_row)
         log(f"run {run_dir}")
         log("config " + ", ".join(f"{key}={value}" for key, value in config.to_dict().items()))
-        log(runner.started_line())
+        pairs = config.folds * len(config.members)
+        fewer = f"; the run has {pairs} pairs" if pairs < runner.workers else ""
+        log(runner.started_line() + fewer)  # fewer where a short budget took fewer folds
         train_pairs(
             run_dir,
             config,
@@ -193,13 +202,28 @@ def train_pairs(
 
 
 def fit_budget(
-    config: CVConfig, data: TrainingData, runner: Runner, started: float, log: Log
+    config: CVConfig,
+    data: TrainingData,
+    runner: Runner,
+    started: float,
+    log: Log,
+    keep_folds: bool = False,
 ) -> tuple[CVConfig, dict]:
     """Time a few steps of each member, then choose the epochs (and members) that fit; where
-    the preset's nets would get too few epochs, the quick preset's recipe instead."""
+    the preset's nets would get too few epochs, the quick preset's recipe instead, with its
+    fewer folds where the run's would leave that recipe's net short of epochs too (unless
+    `keep_folds`)."""
     log(f"budget {config.budget_minutes:g} min: timing a few training steps of each member")
-    holdout = int(np.bincount(data.fold_of_row).max())
-    rows = Rows(train=len(data.train_labels) - holdout, holdout=holdout, test=len(data.test_images))
+
+    def rows(folds: int) -> Rows:
+        holdout = math.ceil(len(data.train_labels) / folds)  # the largest fold's
+        return Rows(len(data.train_labels) - holdout, holdout, len(data.test_images))
+
+    def plan_for(config: CVConfig, timings: dict[str, StepTiming]) -> Plan | None:
+        seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
+        return best_plan(
+            config, timings, rows(config.folds), config.workers, seconds_left, runner.cores
+        )
 
     def timed_plan(config: CVConfig) -> tuple[dict[str, StepTiming], Plan | None]:
         timings = {
@@ -213,28 +237,46 @@ def fit_budget(
             )
             log(
                 f"  {timing.architecture}: {timing.step_seconds * 1000:.0f} ms a step of "
-                f"{config.batch_size}{last_round}, {epoch_seconds(timing, rows, config):.0f} s "
+                f"{config.batch_size}{last_round}, "
+                f"{epoch_seconds(timing, rows(config.folds), config):.0f} s "
                 f"an epoch with {config.workers} worker(s)"
             )
-        seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
-        return timings, best_plan(config, timings, rows, config.workers, seconds_left, runner.cores)
+        return timings, plan_for(config, timings)
 
     timings, plan = timed_plan(config)
     details = {}
     cheaper = short_budget_recipe(config)
     if cheaper is not None and (plan is None or plan.epochs < MIN_EPOCHS_PER_MEMBER):
         cheaper_timings, cheaper_plan = timed_plan(cheaper)
+        fewest = PRESETS[cheaper.preset].folds
+        if (
+            not keep_folds
+            and cheaper.folds > fewest
+            and (cheaper_plan is None or cheaper_plan.epochs < SHORT_RECIPE_EPOCHS)
+        ):
+            # the same trial serves: it timed the workers' steps, however many pairs they take
+            fewer = replace(cheaper, folds=fewest)
+            fewer_plan = plan_for(fewer, cheaper_timings)
+            if fewer_plan is not None:
+                cheaper, cheaper_plan = fewer, fewer_plan
         if cheaper_plan is not None and (plan is None or cheaper_plan.epochs > plan.epochs):
             epochs = plan.epochs if plan else 0
+            folds = f", {cheaper.folds} folds" if cheaper.folds != config.folds else ""
             log(
                 f"budget {config.budget_minutes:g} min: {config.members[0]} would get {epochs:g} "
-                f"epoch(s); taking the {cheaper.preset} preset's recipe instead"
+                f"epoch(s); taking the {cheaper.preset} preset's recipe{folds} instead"
             )
-            details["switched_from"] = {"preset": config.preset, "epochs": epochs}
+            details["switched_from"] = {
+                "preset": config.preset,
+                "folds": config.folds,
+                "epochs": epochs,
+            }
             config, timings, plan = cheaper, cheaper_timings, cheaper_plan
     if plan is None:
         seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
-        plan = plan_budget(config, timings, rows, config.workers, seconds_left, runner.cores)
+        plan = plan_budget(
+            config, timings, rows(config.folds), config.workers, seconds_left, runner.cores
+        )
     config = replace(config, members=plan.members, epochs=plan.epochs)
     shorter = "" if config.whole_epochs == config.epochs else f" (as {config.whole_epochs} shorter)"
     log(
@@ -243,7 +285,9 @@ def fit_budget(
         f"again: {rerun_command(config)}"
     )
     # with a core to itself, as Progress counts it
-    overheads = [overhead_seconds(timings[name], rows, config.tta) for name in plan.members]
+    overheads = [
+        overhead_seconds(timings[name], rows(config.folds), config.tta) for name in plan.members
+    ]
     details |= plan.to_dict() | {
         "step_seconds": {name: round(t.step_seconds, 4) for name, t in timings.items()},
         "pair_overhead_seconds": round(plan.crowded_speed * float(np.mean(overheads)), 1),

@@ -312,7 +312,9 @@ class LocalWorkers:
         done: Done,
     ) -> None:
         pool = self.pool(data)
-        pending = {pool.submit(_fit_in_worker, config, pair) for pair in pairs}
+        # the folds go with each pair: a short budget may have chosen fewer after the workers
+        # got the data
+        pending = {pool.submit(_fit_in_worker, config, pair, data.fold_of_row) for pair in pairs}
         try:
             while pending:
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -380,8 +382,9 @@ def _ready() -> bool:
     return True
 
 
-def _fit_in_worker(config: CVConfig, pair: Pair) -> PairOutput:
-    return fit_pair(_worker_data, config, pair, _worker_reports.put)
+def _fit_in_worker(config: CVConfig, pair: Pair, fold_of_row: np.ndarray) -> PairOutput:
+    data = replace(_worker_data, fold_of_row=fold_of_row)
+    return fit_pair(data, config, pair, _worker_reports.put)
 
 
 def _time_in_worker(config: CVConfig, architecture: str) -> StepTiming:
