@@ -219,10 +219,12 @@ def fit_budget(
         holdout = math.ceil(len(data.train_labels) / folds)  # the largest fold's
         return Rows(len(data.train_labels) - holdout, holdout, len(data.test_images))
 
+    def seconds_left() -> float:
+        return config.budget_minutes * 60 - (time.perf_counter() - started)
+
     def plan_for(config: CVConfig, timings: dict[str, StepTiming]) -> Plan | None:
-        seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
         return best_plan(
-            config, timings, rows(config.folds), config.workers, seconds_left, runner.cores
+            config, timings, rows(config.folds), config.workers, seconds_left(), runner.cores
         )
 
     def timed_plan(config: CVConfig) -> tuple[dict[str, StepTiming], Plan | None]:
@@ -273,9 +275,8 @@ def fit_budget(
             }
             config, timings, plan = cheaper, cheaper_timings, cheaper_plan
     if plan is None:
-        seconds_left = config.budget_minutes * 60 - (time.perf_counter() - started)
         plan = plan_budget(
-            config, timings, rows(config.folds), config.workers, seconds_left, runner.cores
+            config, timings, rows(config.folds), config.workers, seconds_left(), runner.cores
         )
     config = replace(config, members=plan.members, epochs=plan.epochs)
     shorter = "" if config.whole_epochs == config.epochs else f" (as {config.whole_epochs} shorter)"

@@ -175,13 +175,14 @@ class EpochReporter(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
         self.started = self.reported = time.perf_counter()
-        self.step_ends: list[float] = []
+        self.first_step_end: float | None = None
+        self.last_step_end = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
-        if batch == 0 or not self.step_ends:
-            self.step_ends = [now, now]  # the first step's end, the latest step's end
-        self.step_ends[1] = now
+        if self.first_step_end is None:
+            self.first_step_end = now
+        self.last_step_end = now
         if now - self.reported >= self.every_seconds:
             self.reported = now
             steps = self.params.get("steps") or 0
@@ -194,11 +195,10 @@ class EpochReporter(keras.callbacks.Callback):
         self.report(epoch + 1, logs, seconds, steps, steps, True, self.warmup_seconds(steps))
 
     def warmup_seconds(self, steps: int) -> float:
-        if steps < 3 or not self.step_ends:
+        if steps < 3 or self.first_step_end is None:
             return 0.0
-        first_end, last_end = self.step_ends
-        other_step = (last_end - first_end) / (steps - 1)
-        return max(0.0, first_end - self.started - other_step)
+        other_step = (self.last_step_end - self.first_step_end) / (steps - 1)
+        return max(0.0, self.first_step_end - self.started - other_step)
 
 
 class BatchClock(keras.callbacks.Callback):
