@@ -141,7 +141,13 @@ def cv(
             help="quick (under 5 minutes on 2 CPU cores), default (under an hour), strong (GPU)."
         ),
     ] = "default",
-    folds: Annotated[int | None, typer.Option(help="Number of stratified folds.")] = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            help="Number of stratified folds (default: the preset's; a short --budget may "
+            "take fewer unless you give it)."
+        ),
+    ] = None,
     members: Annotated[
         str | None,
         typer.Option(
