@@ -112,6 +112,7 @@ def main() -> None:
     config = preset_config(
         args.preset,
         folds=args.folds,
+        tta=args.tta,
         budget_minutes=args.budget,
         epochs=args.epochs,
         workers=args.workers,

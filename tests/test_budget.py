@@ -187,13 +187,13 @@ def test_a_budget_too_short_for_the_presets_net_takes_the_quick_recipe():
 
 def test_a_budget_too_short_for_the_quick_recipe_too_takes_its_fewer_folds():
     runner = TimedRunner({"strided-cnn": 0.05, "tiny-cnn": 0.05})
-    config, plan = fit(3, runner)
-    # 5 folds would give tiny-cnn about 5 epochs; 2 folds, one round of two workers, ~28
+    config, plan = fit(4, runner)
+    # 5 folds would give tiny-cnn about 3 epochs; 2 folds, one round of two workers, ~31
     assert (config.preset, config.folds) == ("quick", 2)
     assert config.epochs >= SHORT_RECIPE_EPOCHS and plan["switched_from"]["folds"] == 5
     assert runner.timed == ["strided-cnn", "tiny-cnn"]  # the folds need no trial of their own
     assert "--folds" not in rerun_command(config)  # the quick preset's own
-    kept, kept_plan = fit(3, TimedRunner({"strided-cnn": 0.05, "tiny-cnn": 0.05}), True)
+    kept, kept_plan = fit(4, TimedRunner({"strided-cnn": 0.05, "tiny-cnn": 0.05}), True)
     assert (kept.preset, kept.folds) == ("quick", 5) and kept.epochs < SHORT_RECIPE_EPOCHS
 
 

@@ -92,3 +92,39 @@ def test_a_fraction_of_a_pass_is_spread_over_whole_epochs_of_equal_steps():
     assert CVConfig(epochs=3, batch_size=100).epoch_steps(1000) == (3, 10)  # a pass an epoch
     assert CVConfig(epochs=2.5, batch_size=100).epoch_steps(1000) == (3, 9)  # 25 steps in 27
     assert CVConfig(epochs=0.1 * 30, batch_size=100).epoch_steps(1000) == (3, 10)
+
+
+def test_shifted_moves_the_image_and_fills_the_gap_from_its_edge():
+    from kaggle_digits.training import shifted
+
+    image = np.zeros((1, 5, 5, 1), np.uint8)
+    image[0, 2, 2, 0] = 9  # a dot in the middle, a blank border
+    image[0, :, 0, 0] = 1  # and a left edge
+    down_right = shifted(image, 1, 2)
+    assert down_right[0, 3, 4, 0] == 9 and down_right.sum() == 9 + 5 * 3  # edge column spreads
+    up_left = shifted(image, -2, -1)
+    assert up_left[0, 0, 1, 0] == 9 and up_left[0, :, 0].sum() == 0  # the edge moved out
+    assert shifted(image, 0, 0).tolist() == image.tolist()
+
+
+def test_tta_averages_the_image_and_its_first_shifted_copies():
+    from kaggle_digits.config import TTA_SHIFTS, CVConfig
+    from kaggle_digits.training import predict_batches, predict_probs, shifted
+
+    model = build_model("mlp", (28, 28, 1), 10)  # untrained: each view gives other outputs
+    images = np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
+    views = [images] + [shifted(images, *shift) for shift in TTA_SHIFTS[:3]]
+    expected = np.mean([predict_batches(model, view) for view in views], axis=0)
+    np.testing.assert_allclose(predict_probs(model, images, CVConfig(tta=3)), expected, atol=1e-6)
+    plain = predict_probs(model, images, CVConfig(tta=0))
+    assert np.abs(plain - expected).max() > 1e-4
+    np.testing.assert_allclose(plain, predict_batches(model, images), atol=1e-6)
+
+
+def test_tta_beyond_the_shifts_is_refused():
+    from kaggle_digits.config import TTA_SHIFTS, preset_config
+    from kaggle_digits.errors import UserError
+
+    assert preset_config("quick", tta=len(TTA_SHIFTS)).tta == len(TTA_SHIFTS)
+    with pytest.raises(UserError, match="--tta must be between 0 and 12"):
+        preset_config("quick", tta=len(TTA_SHIFTS) + 1)

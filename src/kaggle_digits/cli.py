@@ -162,7 +162,10 @@ def cv(
         int | None, typer.Option(help="Seed for folds, weights and augmentation.")
     ] = None,
     tta: Annotated[
-        int | None, typer.Option(help="Augmented copies averaged at prediction time (0: off).")
+        int | None,
+        typer.Option(
+            help="Copies shifted by 1-2 pixels averaged at prediction time (0: off, at most 12)."
+        ),
     ] = None,
     label_smoothing: Annotated[
         float | None, typer.Option(help="Label smoothing, e.g. 0.05.")

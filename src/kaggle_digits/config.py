@@ -11,6 +11,17 @@ from pathlib import Path
 
 from kaggle_digits.errors import UserError
 
+# Test-time views: the image moved by whole pixels (down, right), nearest first. Measured on
+# the saved fold models of holdout runs (OOF, the same models with and without): 2 folds of
+# tiny-cnn x 15.2 epochs 0.99179 -> 0.99313 with the first 4 (the training augmentation's random
+# views: 0.99277), x 36.4 epochs 0.99229 -> 0.99366; 5 folds of strided-cnn x 14.8 epochs
+# 0.99497 -> 0.99524, with the first 8 0.99545. Small, short-trained nets gain the most.
+TTA_SHIFTS = (
+    (1, 0), (-1, 0), (0, 1), (0, -1),
+    (2, 0), (-2, 0), (0, 2), (0, -2),
+    (1, 1), (1, -1), (-1, 1), (-1, -1),
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class CVConfig:
@@ -29,7 +40,7 @@ class CVConfig:
     rotation_degrees: float = 10.0
     zoom: float = 0.10
     shift: float = 0.10
-    tta: int = 0  # augmented copies of each image averaged with it at prediction time
+    tta: int = 0  # shifted copies of each image averaged with it at prediction time (TTA_SHIFTS)
     early_stopping: int = 0  # patience on the held-out fold; > 0 makes the CV score optimistic
     ema: float = 0.0  # momentum of an exponential moving average of the weights; 0: off
     budget_minutes: float = 0.0  # > 0: epochs (and members) chosen to finish in this time
@@ -78,6 +89,7 @@ PRESETS = {
         members=("tiny-cnn",),
         batch_size=256,
         learning_rate=6e-3,
+        tta=4,  # +0.0013 OOF for ~20 s a pair (see TTA_SHIFTS)
         budget_minutes=4.5,
         workers=0,
     ),
@@ -126,7 +138,7 @@ def validate(config: CVConfig) -> None:
         "--members needs at least one architecture": len(config.members) >= 1,
         "--epochs must be at least 1": config.epochs >= 1,
         "--batch-size must be at least 1": config.batch_size >= 1,
-        "--tta must be 0 or more": config.tta >= 0,
+        f"--tta must be between 0 and {len(TTA_SHIFTS)}": 0 <= config.tta <= len(TTA_SHIFTS),
         "--ema must be 0 (off) or between 0 and 1": 0 <= config.ema < 1,
         "--budget must be 0 (off) or a positive number of minutes": config.budget_minutes >= 0,
         "--workers must be 0 (automatic) or more": config.workers >= 0,

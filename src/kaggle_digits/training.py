@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
-from kaggle_digits.config import CVConfig
+from kaggle_digits.config import TTA_SHIFTS, CVConfig
 from kaggle_digits.models import build_model
 
 PREDICT_BATCH = 1024
@@ -109,20 +109,23 @@ def shuffled_batches(images: np.ndarray, targets: np.ndarray, batch_size: int, s
             yield images[rows], targets[rows]
 
 
-def predict_probs(
-    model: keras.Model, images: np.ndarray, config: CVConfig, seed: int = 0
-) -> np.ndarray:
-    """Class probabilities; with config.tta = k, the mean over the image and k augmented
-    copies of it."""
+def predict_probs(model: keras.Model, images: np.ndarray, config: CVConfig) -> np.ndarray:
+    """Class probabilities; with config.tta = k, the mean over the image and its copies moved
+    by the first k of TTA_SHIFTS."""
     probs = predict_batches(model, images)
-    if config.tta:
-        augment = augmentation(config, seed)
-        for _ in range(config.tta):
-            shifted = keras.ops.convert_to_numpy(augment(images, training=True))
-            shifted = np.clip(np.rint(shifted), 0, 255).astype(np.uint8)
-            probs = probs + predict_batches(model, shifted)
-        probs = probs / (config.tta + 1)
-    return np.asarray(probs, dtype=np.float32)
+    for rows, columns in TTA_SHIFTS[: config.tta]:
+        probs = probs + predict_batches(model, shifted(images, rows, columns))
+    return np.asarray(probs / (config.tta + 1), dtype=np.float32)
+
+
+def shifted(images: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """`images` (N x H x W x C) moved `rows` pixels down and `columns` right (negative: up,
+    left), the gap filled with the edge's own pixels (blank, for centred digits)."""
+    height, width = images.shape[1:3]
+    pad = ((0, 0), (abs(rows), abs(rows)), (abs(columns), abs(columns)), (0, 0))
+    padded = np.pad(images, pad, mode="edge")
+    top, left = abs(rows) - rows, abs(columns) - columns
+    return padded[:, top : top + height, left : left + width]
 
 
 def predict_batches(model: keras.Model, images: np.ndarray) -> np.ndarray:
