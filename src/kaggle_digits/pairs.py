@@ -173,7 +173,7 @@ def time_steps(data: TrainingData, config: CVConfig, architecture: str) -> StepT
     step_seconds = (clock.batch_ends[-1] - clock.batch_ends[1]) / (len(clock.batch_ends) - 2)
     startup = clock.batch_ends[0] - started - step_seconds
     sample = data.test_images[:2048]
-    predict_batches(model, sample)  # traces the full and the last batch's shapes (~40% more)
+    predict_batches(model, sample)  # a first pass over the same rows read ~40% slower
     predict_started = time.perf_counter()
     predict_batches(model, sample)
     predict_seconds = (time.perf_counter() - predict_started) / len(sample)
