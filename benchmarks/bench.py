@@ -44,7 +44,7 @@ def main() -> None:
         from kaggle_digits.config import preset_config
         from kaggle_digits.cv import run_cv
 
-        config = preset_config(args.preset, folds=args.folds, tta=args.tta)
+        config = preset_config(args.preset, folds=args.folds, tta=args.tta, deskew=args.deskew)
         started = time.perf_counter()
         result = run_cv(
             config, competition, data_root, args.runs_dir, keep_folds=args.folds is not None

@@ -10,12 +10,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is impor
 
 
 def cv_arguments(description: str, runs_dir: Path = Path("runs")) -> argparse.ArgumentParser:
-    """--data (the competition zip), --preset, --folds, --tta and --runs-dir."""
+    """--data (the competition zip), --preset, --folds, --tta, --deskew/--no-deskew and
+    --runs-dir."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, required=True, help="the competition zip")
     parser.add_argument("--preset", default="default")
     parser.add_argument("--folds", type=int, default=None, help="default: the preset's")
     parser.add_argument("--tta", type=int, default=None, help="default: the preset's")
+    parser.add_argument(
+        "--deskew", action=argparse.BooleanOptionalAction, help="default: the preset's"
+    )
     parser.add_argument("--runs-dir", type=Path, default=runs_dir)
     return parser
 

@@ -40,7 +40,13 @@ def main() -> None:
 
     points = []
     for budget in [float(value) for value in args.budgets.split(",")]:
-        config = preset_config(args.preset, folds=args.folds, tta=args.tta, budget_minutes=budget)
+        config = preset_config(
+            args.preset,
+            folds=args.folds,
+            tta=args.tta,
+            deskew=args.deskew,
+            budget_minutes=budget,
+        )
         score = holdout_run(args.data, config, args.runs_dir, keep_folds=args.folds is not None)
         points.append({"budget": budget, "epochs": score["epochs"], **score})
         print(

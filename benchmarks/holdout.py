@@ -113,6 +113,7 @@ def main() -> None:
         args.preset,
         folds=args.folds,
         tta=args.tta,
+        deskew=args.deskew,
         budget_minutes=args.budget,
         epochs=args.epochs,
         workers=args.workers,

@@ -313,6 +313,8 @@ def test_rerun_command_names_the_chosen_epochs_and_members():
     assert command.startswith("kaggle-digits cv --preset default ")
     assert "--epochs 13" in command and "--members fast-cnn" in command
     assert "--workers 2" in command and "budget" not in command
+    assert "deskew" not in command  # the preset's own
+    assert "--no-deskew" in rerun_command(replace(chosen, deskew=False))
 
 
 def test_a_budgeted_run_records_its_plan(small, tmp_path):

@@ -156,11 +156,15 @@ def cv_cli(small, tmp_path, *args):
 
 def test_cli_cv_prints_config_progress_and_summary(small, tmp_path):
     result = cv_cli(
-        small, tmp_path, "--preset", "quick", "--folds", "2", "--members", "mlp", "--epochs", "2"
+        small,
+        tmp_path,
+        *("--preset", "quick", "--folds", "2", "--members", "mlp", "--epochs", "2"),
+        "--no-deskew",
     )
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "config preset=quick, folds=2, members=('mlp',), epochs=2" in out
+    assert "deskew=False" in out  # the quick preset's own is True
     assert "fold 2/2 member 1/1 mlp epoch 2/2" in out and "ETA" in out
     assert "CV accuracy (out-of-fold)" in out
     assert "optimistic" not in out

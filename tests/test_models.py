@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from kaggle_digits.layers import LocallyConnected2D
-from kaggle_digits.models import ARCHITECTURES, build_model
+from kaggle_digits.layers import Deskew, LocallyConnected2D
+from kaggle_digits.models import ARCHITECTURES, build_model, deskewed
 
 
 def test_locally_connected_layer_matches_a_direct_computation():
@@ -49,6 +49,50 @@ def test_architecture_builds_trains_a_step_and_round_trips(name, tmp_path):
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(loaded.predict(images, verbose=0), probs, rtol=1e-4, atol=1e-6)
+
+
+def slant_of(images: np.ndarray) -> np.ndarray:
+    """Columns moved per row down the ink's principal axis, one an image."""
+    ink = images[..., 0].astype(float)
+    rows, columns = np.mgrid[: ink.shape[1], : ink.shape[2]]
+    total = ink.sum(axis=(1, 2))
+    row_centre = (ink * rows).sum(axis=(1, 2)) / total
+    column_centre = (ink * columns).sum(axis=(1, 2)) / total
+    row_offsets = rows - row_centre[:, None, None]
+    covariance = (ink * row_offsets * (columns - column_centre[:, None, None])).sum(axis=(1, 2))
+    return covariance / (ink * row_offsets**2).sum(axis=(1, 2))
+
+
+def test_deskew_stands_a_slanted_stroke_upright_where_it_was():
+    images = np.zeros((3, 28, 28, 1), np.uint8)
+    for row in range(6, 22):
+        images[0, row, 20 - row // 2 : 22 - row // 2] = 255  # a "/" leaning right
+        images[1, row, 6 + row // 2 : 8 + row // 2] = 200  # a backslash leaning left
+        images[2, row, 13:15] = 255  # upright already
+    straightened = keras.ops.convert_to_numpy(Deskew()(images))
+    assert straightened.dtype == np.uint8 and straightened.shape == images.shape
+    np.testing.assert_allclose(slant_of(images)[:2], [-0.5, 0.5], atol=0.05)
+    np.testing.assert_allclose(slant_of(straightened), 0, atol=0.02)
+    np.testing.assert_array_equal(straightened[2], images[2])  # nothing to straighten
+    columns = np.arange(28)
+    centre_column = (images[..., 0].sum(axis=1) * columns).sum(axis=1) / images.sum(axis=(1, 2, 3))
+    centre_after = (straightened[..., 0].sum(axis=1) * columns).sum(axis=1)
+    centre_after = centre_after / straightened.sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(centre_after, centre_column, atol=0.3)  # where the stroke was
+    blank = keras.ops.convert_to_numpy(Deskew()(np.zeros((1, 28, 28, 1), np.uint8)))
+    assert not blank.any()
+
+
+def test_a_deskewed_model_saves_and_loads_with_its_layer(tmp_path):
+    images = np.random.default_rng(2).integers(0, 256, (8, 28, 28, 1), dtype=np.uint8)
+    model = deskewed(build_model("tiny-cnn", (28, 28, 1), 10), (28, 28, 1))
+    assert isinstance(model.layers[1], Deskew) and model.inputs[0].dtype == "uint8"
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert isinstance(loaded.layers[1], Deskew)
+    np.testing.assert_allclose(
+        loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6
+    )
 
 
 def test_unknown_architecture():

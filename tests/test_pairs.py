@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import keras
 import numpy as np
+import pytest
 from helpers import modules_imported
 from test_cv import TINY, run_tiny
 
@@ -76,17 +77,22 @@ def test_fractional_epochs_train_their_share_of_a_pass_to_the_schedules_end(smal
     assert final.value < config.learning_rate / 100  # the one-cycle schedule has run its course
 
 
-def test_the_saved_model_is_the_one_that_predicted(small):
+@pytest.mark.parametrize("option", [{"ema": 0.9}, {"deskew": True}])
+def test_the_saved_model_is_the_one_that_predicted(small, option):
     """With EMA on, the saved .keras file holds the averaged weights that made the run's
-    held-out and test probabilities."""
+    held-out and test probabilities; with deskewing on, it holds the Deskew layer too."""
+    from kaggle_digits.layers import Deskew
+
     data = small_data(load_small(small))
-    config = CVConfig(members=("tiny-cnn",), epochs=2, batch_size=32, ema=0.9)
+    config = CVConfig(members=("tiny-cnn",), epochs=2, batch_size=32, **option)
     output = fit_pair(data, config, Pair(0, 0, "tiny-cnn", 7), report=lambda report: None)
     with zipfile.ZipFile(io.BytesIO(output.model_file)):
         pass  # a real .keras archive
     path = small.data_dir / "model.keras"
     path.write_bytes(output.model_file)
     saved = keras.saving.load_model(path)
+    deskewing = [layer for layer in saved.layers if isinstance(layer, Deskew)]
+    assert len(deskewing) == config.deskew
     np.testing.assert_allclose(
         saved.predict(data.test_images, verbose=0), output.test_probs, atol=1e-5
     )

@@ -173,6 +173,10 @@ def cv(
     augment: Annotated[
         bool | None, typer.Option("--augment/--no-augment", help="Rotations, zooms, shifts.")
     ] = None,
+    deskew: Annotated[
+        bool | None,
+        typer.Option("--deskew/--no-deskew", help="Straighten slanted handwriting before the net."),
+    ] = None,
     early_stopping: Annotated[
         int | None,
         typer.Option(help="Patience on each fold's held-out rows (makes the CV score optimistic)."),
@@ -233,6 +237,7 @@ def cv(
         tta=tta,
         label_smoothing=label_smoothing,
         augment=augment,
+        deskew=deskew,
         early_stopping=early_stopping,
         budget_minutes=budget,
         ema=ema,

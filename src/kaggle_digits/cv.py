@@ -308,6 +308,7 @@ CLI_FIELDS = [
     "tta",
     "label_smoothing",
     "augment",
+    "deskew",
     "early_stopping",
     "ema",
     "workers",

@@ -46,3 +46,37 @@ class LocallyConnected2D(layers.Layer):
         config = super().get_config()
         config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides)
         return config
+
+
+@keras.saving.register_keras_serializable(package="kaggle_digits")
+class Deskew(layers.Layer):
+    """Straightens slanted handwriting: shears each image along its rows so that its ink's
+    principal axis stands upright, about the ink's centre of mass (so the digit stays where
+    it was). The classic MNIST normalisation (LeCun et al., 1998); images in, images of the
+    same dtype out, so it can stand in front of any architecture. Multi-channel images are
+    sheared by the slant of their mean over channels."""
+
+    def call(self, images):
+        pixels = ops.cast(images, "float32")
+        ink = ops.mean(pixels, axis=-1)
+        height, width = ink.shape[1], ink.shape[2]
+        rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1))
+        columns = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width))
+        total = ops.sum(ink, axis=(1, 2)) + 1e-6  # a blank image is left as it is
+        centre_row = ops.sum(ink * rows, axis=(1, 2)) / total
+        centre_column = ops.sum(ink * columns, axis=(1, 2)) / total
+        row_offsets = rows - centre_row[:, None, None]
+        column_offsets = columns - centre_column[:, None, None]
+        row_variance = ops.sum(ink * row_offsets**2, axis=(1, 2)) / total
+        covariance = ops.sum(ink * row_offsets * column_offsets, axis=(1, 2)) / total
+        slant = covariance / (row_variance + 1e-6)
+        # output pixel (row r, column c) reads input (r, c + slant * (r - centre_row))
+        one, zero = ops.ones_like(slant), ops.zeros_like(slant)
+        transform = ops.stack([one, slant, -slant * centre_row, zero, one, zero, zero, zero], 1)
+        straightened = ops.image.affine_transform(pixels, transform, fill_mode="constant")
+        if keras.backend.standardize_dtype(images.dtype) == "uint8":
+            straightened = ops.clip(ops.round(straightened), 0, 255)
+        return ops.cast(straightened, images.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -44,6 +44,15 @@ def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int):
     return ARCHITECTURES[name](tuple(image_shape), num_classes)
 
 
+def deskewed(model, image_shape: tuple[int, int, int]):
+    """`model` with a Deskew layer in front, saved and loaded with it: slanted handwriting is
+    straightened before the net sees it, at training time after the random augmentation."""
+    from kaggle_digits.layers import Deskew
+
+    images = keras.Input(shape=tuple(image_shape), dtype="uint8", name="images")
+    return keras.Model(images, model(Deskew()(images)), name=model.name)
+
+
 def describe_architectures() -> str:
     """One line per registered architecture: its name and the first line of its docstring."""
     return "\n".join(

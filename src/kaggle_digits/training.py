@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from kaggle_digits.config import TTA_SHIFTS, CVConfig
-from kaggle_digits.models import build_model
+from kaggle_digits.models import build_model, deskewed
 
 PREDICT_BATCH = 1024
 
@@ -55,6 +55,8 @@ def train_model(
     """
     keras.utils.set_random_seed(seed)
     model = build_model(architecture, images.shape[1:], num_classes)
+    if config.deskew:
+        model = deskewed(model, images.shape[1:])
     inputs = keras.Input(shape=images.shape[1:], dtype="uint8")
     trained = augmentation(config, seed)(inputs) if config.augment else inputs
     trainer = keras.Model(inputs, model(trained), name=f"train_{model.name}")
