@@ -107,7 +107,7 @@ def test_a_smaller_budget_plans_fewer_epochs_and_each_plan_fits():
 
 
 def test_plans_choose_tenths_of_an_epoch():
-    plan = plan_budget(CONFIG, TIMINGS, ROWS, 2, 25 * 60)
+    plan = plan_budget(CONFIG, TIMINGS, ROWS, 2, 26 * 60)
     assert plan.epochs == round(plan.epochs, 1) and plan.epochs != int(plan.epochs)
     assert replace(CONFIG, epochs=plan.epochs).whole_epochs == int(plan.epochs) + 1
 
@@ -218,7 +218,7 @@ def test_eta_counts_the_pairs_running_at_once():
     for pair in pairs[:2]:
         progress.epoch_done(EpochReport(pair, 1, {}, 10.0))
     # two pairs have 2 epochs (20 s) left, then two more of 3 epochs (30 s) each, in parallel
-    assert progress.eta() == pytest.approx(50 + 20)  # + summing up the run
+    assert progress.eta() == pytest.approx(50 + FINISH_SECONDS)  # + summing up the run
 
 
 def test_eta_knows_when_more_workers_than_cores_share_them():

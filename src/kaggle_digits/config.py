@@ -42,8 +42,9 @@ class CVConfig:
     shift: float = 0.10
     # straighten slanted handwriting in front of the net (layers.Deskew). Measured side by side
     # (2 folds of the holdout split, fold 0, the same time): tiny-cnn x 10 epochs 0.99137 ->
-    # 0.99280, strided-cnn x 4 epochs 0.98869 -> 0.99131. The presets turn it on; False here,
-    # as in runs saved before it existed, whose models have no such layer.
+    # 0.99226-0.99280, strided-cnn x 4 epochs 0.98869 -> 0.99131 (README, "Presets"). The
+    # presets turn it on; False here, as in runs saved before it existed, whose models have no
+    # such layer.
     deskew: bool = False
     tta: int = 0  # shifted copies of each image averaged with it at prediction time (TTA_SHIFTS)
     early_stopping: int = 0  # patience on the held-out fold; > 0 makes the CV score optimistic

@@ -147,17 +147,22 @@ def keras_file_bytes(model) -> bytes:
 # a trial times at least this many training images (12 steps of 128), so that small batches
 # are timed over as long a stretch as large ones
 TRIAL_IMAGES = 1536
+# Steps trained before the timed ones. A new process's first steps run slow: with 2 untimed,
+# tiny-cnn's first trial in new worker processes read 266 ms a step, a second and third 214 and
+# 203, and its epochs then ran at 185-218 ms (two workers, 256 images a step).
+TRIAL_WARMUP_STEPS = 8
 
 
 def time_steps(data: TrainingData, config: CVConfig, architecture: str) -> StepTiming:
-    """Train `architecture` for a few steps (after two to warm up) and predict a few batches."""
+    """Train `architecture` for a few steps (after TRIAL_WARMUP_STEPS) and predict a few
+    batches."""
     import keras
 
     from kaggle_digits.training import BatchClock, predict_batches, train_model
 
     batch = config.batch_size
     steps = max(12, math.ceil(TRIAL_IMAGES / batch))
-    rows = (steps + 2) * batch
+    rows = (steps + TRIAL_WARMUP_STEPS) * batch
     clock = BatchClock()
     started = time.perf_counter()
     # np.resize repeats a small data set until it fills the trial
@@ -170,7 +175,8 @@ def time_steps(data: TrainingData, config: CVConfig, architecture: str) -> StepT
         seed=0,
         callbacks=[clock],
     )
-    step_seconds = (clock.batch_ends[-1] - clock.batch_ends[1]) / (len(clock.batch_ends) - 2)
+    timed = clock.batch_ends[TRIAL_WARMUP_STEPS - 1 :]
+    step_seconds = (timed[-1] - timed[0]) / (len(timed) - 1)
     startup = clock.batch_ends[0] - started - step_seconds
     sample = data.test_images[:2048]
     predict_batches(model, sample)  # a first pass over the same rows read ~40% slower
