@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import check_data, cv_arguments  # sets TF_CPP_MIN_LOG_LEVEL first
+from common import check_data, cv_arguments, preset_options  # sets TF_CPP_MIN_LOG_LEVEL first
 
 from kaggle_digits.competition import load_competition
 from kaggle_digits.data import load_dataset
@@ -44,7 +44,7 @@ def main() -> None:
         from kaggle_digits.config import preset_config
         from kaggle_digits.cv import run_cv
 
-        config = preset_config(args.preset, folds=args.folds, tta=args.tta, deskew=args.deskew)
+        config = preset_config(args.preset, **preset_options(args))
         started = time.perf_counter()
         result = run_cv(
             config, competition, data_root, args.runs_dir, keep_folds=args.folds is not None

@@ -24,6 +24,11 @@ def cv_arguments(description: str, runs_dir: Path = Path("runs")) -> argparse.Ar
     return parser
 
 
+def preset_options(args: argparse.Namespace) -> dict:
+    """The options of cv_arguments that override a preset, as preset_config takes them."""
+    return {"folds": args.folds, "tta": args.tta, "deskew": args.deskew}
+
+
 def check_data(path: Path) -> None:
     if not path.is_file():
         sys.exit(f"error: {path}: benchmark data not found")

@@ -12,7 +12,7 @@ and the figure still shows them all.
 from pathlib import Path
 
 import pandas as pd
-from common import check_data, cv_arguments  # sets TF_CPP_MIN_LOG_LEVEL first
+from common import check_data, cv_arguments, preset_options  # sets TF_CPP_MIN_LOG_LEVEL first
 from holdout import holdout_run
 
 # measured on the 2-core development machine in its fast mode (strided-cnn ~45 s an epoch of
@@ -40,13 +40,7 @@ def main() -> None:
 
     points = []
     for budget in [float(value) for value in args.budgets.split(",")]:
-        config = preset_config(
-            args.preset,
-            folds=args.folds,
-            tta=args.tta,
-            deskew=args.deskew,
-            budget_minutes=budget,
-        )
+        config = preset_config(args.preset, **preset_options(args), budget_minutes=budget)
         score = holdout_run(args.data, config, args.runs_dir, keep_folds=args.folds is not None)
         points.append({"budget": budget, "epochs": score["epochs"], **score})
         print(

@@ -15,7 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import TreeMemory, check_data, cv_arguments  # sets TF_CPP_MIN_LOG_LEVEL first
+from common import (
+    TreeMemory,
+    check_data,
+    cv_arguments,
+    preset_options,
+)  # sets TF_CPP_MIN_LOG_LEVEL first
 from sklearn.model_selection import train_test_split
 
 from kaggle_digits.competition import Competition, load_competition
@@ -111,9 +116,7 @@ def main() -> None:
 
     config = preset_config(
         args.preset,
-        folds=args.folds,
-        tta=args.tta,
-        deskew=args.deskew,
+        **preset_options(args),
         budget_minutes=args.budget,
         epochs=args.epochs,
         workers=args.workers,

@@ -85,7 +85,7 @@ def test_deskew_stands_a_slanted_stroke_upright_where_it_was():
 
 def test_a_deskewed_model_saves_and_loads_with_its_layer(tmp_path):
     images = np.random.default_rng(2).integers(0, 256, (8, 28, 28, 1), dtype=np.uint8)
-    model = deskewed(build_model("tiny-cnn", (28, 28, 1), 10), (28, 28, 1))
+    model = deskewed(build_model("tiny-cnn", (28, 28, 1), 10))
     assert isinstance(model.layers[1], Deskew) and model.inputs[0].dtype == "uint8"
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")

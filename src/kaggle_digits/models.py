@@ -44,12 +44,12 @@ def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int):
     return ARCHITECTURES[name](tuple(image_shape), num_classes)
 
 
-def deskewed(model, image_shape: tuple[int, int, int]):
+def deskewed(model):
     """`model` with a Deskew layer in front, saved and loaded with it: slanted handwriting is
     straightened before the net sees it, at training time after the random augmentation."""
     from kaggle_digits.layers import Deskew
 
-    images = keras.Input(shape=tuple(image_shape), dtype="uint8", name="images")
+    images = keras.Input(shape=model.inputs[0].shape[1:], dtype="uint8", name="images")
     return keras.Model(images, model(Deskew()(images)), name=model.name)
 
 

@@ -56,7 +56,7 @@ def train_model(
     keras.utils.set_random_seed(seed)
     model = build_model(architecture, images.shape[1:], num_classes)
     if config.deskew:
-        model = deskewed(model, images.shape[1:])
+        model = deskewed(model)
     inputs = keras.Input(shape=images.shape[1:], dtype="uint8")
     trained = augmentation(config, seed)(inputs) if config.augment else inputs
     trainer = keras.Model(inputs, model(trained), name=f"train_{model.name}")
