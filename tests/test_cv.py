@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -61,6 +62,8 @@ def test_run_folder_holds_everything_submit_needs(small, tmp_path):
     assert len(config["data_fingerprint"]) == 64
     assert config["packages"]["keras"]
     assert "git_commit" in config
+    # the kernels TensorFlow trained with: oneDNN's, unless the environment said otherwise
+    assert config["tf_onednn"] == os.environ.get("TF_ENABLE_ONEDNN_OPTS") in ("0", "1")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0 <= metrics["oof_accuracy"] <= 1
     assert len(metrics["fold_accuracies"]) == 2

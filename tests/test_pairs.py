@@ -149,6 +149,29 @@ def test_the_driver_of_a_run_with_workers_never_loads_keras():
     assert modules_imported(driver_work, "keras", "tensorflow") == [False, False]
 
 
+def test_tensorflow_trains_with_onednn_unless_told_not_to():
+    """TensorFlow picks its faster oneDNN kernels by itself only on CPUs with AVX-512 VNNI or
+    newer; kaggle_digits asks for them everywhere, and leaves a user's own choice alone."""
+    import os
+    import subprocess
+    import sys
+
+    ask = (
+        "import kaggle_digits.training\n"
+        "from tensorflow.python.util import _pywrap_util_port as port\n"
+        "print(port.IsMklEnabled())"
+    )
+    environment = {
+        name: value for name, value in os.environ.items() if name != "TF_ENABLE_ONEDNN_OPTS"
+    }
+    for setting, expected in ((None, "True"), ("0", "False")):
+        env = environment | ({"TF_ENABLE_ONEDNN_OPTS": setting} if setting else {})
+        answer = subprocess.run(
+            [sys.executable, "-c", ask], capture_output=True, text=True, env=env
+        )
+        assert answer.stdout.split()[-1:] == [expected], answer.stderr
+
+
 def test_learning_curves_score_a_spread_of_the_held_out_rows():
     from kaggle_digits.pairs import CURVE_ROWS, learning_curve_rows
 

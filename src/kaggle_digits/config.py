@@ -3,6 +3,7 @@ the CLI only overrides fields. It is saved as config.json beside the run's outpu
 
 import dataclasses
 import math
+import os
 import platform
 import subprocess
 from dataclasses import dataclass
@@ -171,6 +172,8 @@ def provenance(data_fingerprint: str) -> dict:
         "data_fingerprint": data_fingerprint,
         "git_commit": _git_commit(),
         "keras_backend": backend_name(),
+        # oneDNN's kernels round differently from Eigen's (see kaggle_digits/__init__.py)
+        "tf_onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "python": platform.python_version(),
         "packages": versions,
     }
