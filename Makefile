@@ -10,7 +10,7 @@ PRESET ?= default
 FOLDS ?=
 BENCH_DATA ?= ../shared/datasets/digit-recognizer.zip
 
-.PHONY: install download info cv submit submissions test lint format bench holdout frontier workers photos clean
+.PHONY: install download info cv submit submissions test lint format bench holdout frontier workers steps photos clean
 
 install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools and Ray
 
@@ -57,6 +57,9 @@ frontier: $(INSTALLED)  ## accuracy against minutes: budgets of 5, 10, 30, 60 mi
 
 workers: $(INSTALLED)  ## the same run sequential, as Ray tasks, and with no option, side by side
 	$(BIN)/python benchmarks/workers.py --data $(BENCH_DATA) --preset $(if $(filter default,$(PRESET)),quick,$(PRESET)) $(if $(FOLDS),--folds $(FOLDS))
+
+steps: $(INSTALLED)  ## ms a training step with TensorFlow's oneDNN kernels and with Eigen's, side by side
+	$(BIN)/python benchmarks/steps.py
 
 photos: $(INSTALLED)  ## predict on photo-like digits (ruled paper, shadows, ...) per kind, before/now
 	$(BIN)/python benchmarks/photos.py --data $(BENCH_DATA)
