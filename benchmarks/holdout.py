@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import (
+from common import (  # sets TF_CPP_MIN_LOG_LEVEL first
     TreeMemory,
     check_data,
     cv_arguments,
     preset_options,
-)  # sets TF_CPP_MIN_LOG_LEVEL first
+)
 from sklearn.model_selection import train_test_split
 
 from kaggle_digits.competition import Competition, load_competition

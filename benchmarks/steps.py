@@ -5,7 +5,8 @@ Each net (NAME:BATCH) trains one epoch on random images in processes of one thre
 the workers of `cv` do: `--side-by-side N` such processes at once (2: both cores of a 2-core
 machine busy, as in a run). The two kernel settings (TF_ENABLE_ONEDNN_OPTS=1 and 0, read by
 TensorFlow when it is imported) take turns for `--rounds` rounds, so that the machine's
-changing speed falls on both alike. Prints each process's median step, after the first five.
+changing speed falls on both alike. Each process times its steps as a budget's trial does
+(`pairs.time_steps`: a few untimed steps, then the mean of the timed ones).
 """
 
 import argparse
@@ -16,11 +17,9 @@ import sys
 
 import common  # noqa: F401  (quiets TensorFlow: before it is imported)
 
-from kaggle_digits.backend import THREAD_VARIABLES
+from kaggle_digits.backend import thread_limit
 
 SETTINGS = {"oneDNN": "1", "Eigen": "0"}
-UNTIMED_STEPS = 5  # the first steps trace the graph and warm the caches
-TIMED_STEPS = 30
 
 
 def main() -> None:
@@ -51,8 +50,9 @@ def main() -> None:
 
 
 def side_by_side(nets: str, onednn: str, processes: int) -> list[dict[str, float]]:
-    env = os.environ | {name: "1" for name in THREAD_VARIABLES} | {"TF_ENABLE_ONEDNN_OPTS": onednn}
     command = [sys.executable, __file__, "--nets", nets, "--time"]
+    with thread_limit(1):
+        env = os.environ | {"TF_ENABLE_ONEDNN_OPTS": onednn}
     running = [
         subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -69,21 +69,21 @@ def side_by_side(nets: str, onednn: str, processes: int) -> list[dict[str, float
 
 
 def time_steps(nets: list[tuple[str, int]]) -> dict[str, float]:
-    """The median milliseconds a training step of each net, in this process."""
+    """The milliseconds a training step of each net takes in this process, timed as a budget's
+    trial times it, on random images."""
     import numpy as np
 
     from kaggle_digits.config import preset_config
-    from kaggle_digits.training import BatchClock, train_model
+    from kaggle_digits.pairs import TrainingData, time_steps
 
+    images = np.random.default_rng(0).integers(0, 256, (2048, 28, 28, 1), dtype=np.uint8)
+    labels = np.arange(len(images)) % 10
+    data = TrainingData(images, labels, images, np.zeros(len(images), int), 10)
     timings = {}
     for name, batch in nets:
-        rows = batch * (UNTIMED_STEPS + TIMED_STEPS + 1)
-        images = np.random.default_rng(0).integers(0, 256, (rows, 28, 28, 1), dtype=np.uint8)
-        config = preset_config("default", members=(name,), epochs=1, batch_size=batch)
-        clock = BatchClock()
-        train_model(name, images, np.arange(rows) % 10, config, 10, seed=0, callbacks=[clock])
-        steps = np.diff(np.array(clock.batch_ends[UNTIMED_STEPS:]))
-        timings[f"{name}:{batch}"] = round(float(np.median(steps)) * 1000, 1)
+        config = preset_config("default", members=(name,), batch_size=batch)
+        timing = time_steps(data, config, name)
+        timings[f"{name}:{batch}"] = round(timing.step_seconds * 1000, 1)
     return timings
 
 
