@@ -10,7 +10,10 @@ import numpy as np
 from kaggle_digits.config import TTA_SHIFTS, CVConfig
 from kaggle_digits.models import build_model, deskewed
 
-PREDICT_BATCH = 1024
+# Scoring and predicting 256 images at a time is as fast as 1,024 (measured, one thread:
+# strided-cnn 542-590 against 568-588 us an image) and holds a quarter of the activations: a
+# strided-cnn worker's peak went from 1.03 to 0.88 GiB.
+PREDICT_BATCH = 256
 
 
 def augmentation(config: CVConfig, seed: int) -> keras.Sequential:
