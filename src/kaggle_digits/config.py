@@ -168,12 +168,16 @@ def provenance(data_fingerprint: str) -> dict:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
+    backend = backend_name()
+    kernels = {}
+    if backend == "tensorflow":
+        # oneDNN's kernels round differently from Eigen's (see kaggle_digits/__init__.py)
+        kernels["tf_onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     return {
         "data_fingerprint": data_fingerprint,
         "git_commit": _git_commit(),
-        "keras_backend": backend_name(),
-        # oneDNN's kernels round differently from Eigen's (see kaggle_digits/__init__.py)
-        "tf_onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        "keras_backend": backend,
+        **kernels,
         "python": platform.python_version(),
         "packages": versions,
     }
