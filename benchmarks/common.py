@@ -10,8 +10,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is impor
 
 
 def cv_arguments(description: str, runs_dir: Path = Path("runs")) -> argparse.ArgumentParser:
-    """--data (the competition zip), --preset, --folds, --tta, --deskew/--no-deskew and
-    --runs-dir."""
+    """--data (the competition zip), --preset, --folds, --tta, --deskew/--no-deskew,
+    --select-hard and --runs-dir."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, required=True, help="the competition zip")
     parser.add_argument("--preset", default="default")
@@ -20,13 +20,19 @@ def cv_arguments(description: str, runs_dir: Path = Path("runs")) -> argparse.Ar
     parser.add_argument(
         "--deskew", action=argparse.BooleanOptionalAction, help="default: the preset's"
     )
+    parser.add_argument("--select-hard", type=float, default=None, help="default: the preset's")
     parser.add_argument("--runs-dir", type=Path, default=runs_dir)
     return parser
 
 
 def preset_options(args: argparse.Namespace) -> dict:
     """The options of cv_arguments that override a preset, as preset_config takes them."""
-    return {"folds": args.folds, "tta": args.tta, "deskew": args.deskew}
+    return {
+        "folds": args.folds,
+        "tta": args.tta,
+        "deskew": args.deskew,
+        "select_hard": args.select_hard,
+    }
 
 
 def check_data(path: Path) -> None:

@@ -11,18 +11,27 @@ from test_cv import cv_cli, run_tiny
 
 from kaggle_digits.budget import (
     FINISH_SECONDS,
+    MAX_EPOCHS,
     SAFETY,
     SHORT_RECIPE_EPOCHS,
     Rows,
     crowded_speed,
+    passes,
     plan_budget,
     run_seconds,
     short_budget_recipe,
+    training_seconds,
 )
 from kaggle_digits.config import CVConfig, preset_config
 from kaggle_digits.cv import all_pairs, fit_budget, rerun_command
 from kaggle_digits.errors import UserError
-from kaggle_digits.pairs import EpochReport, PairOutput, StepTiming, TrainingData
+from kaggle_digits.pairs import (
+    EpochReport,
+    PairOutput,
+    StepTiming,
+    TrainingData,
+    learning_curve_rows,
+)
 from kaggle_digits.progress import Progress
 from kaggle_digits.schedule import job_speed, makespan, shortest_run_workers
 
@@ -112,6 +121,21 @@ def test_plans_choose_tenths_of_an_epoch():
     assert replace(CONFIG, epochs=plan.epochs).whole_epochs == int(plan.epochs) + 1
 
 
+def test_choosing_hard_rows_is_timed_and_the_limits_count_full_passes():
+    hard = replace(CONFIG, select_hard=2.0)
+    timing = TIMINGS["strided-cnn"]
+    # 12 epochs of a third of the rows: the steps of 4 passes (1,056 against 1,052), and each
+    # epoch but the last scores the training rows to choose the next one's
+    plain = training_seconds(timing, ROWS, replace(CONFIG, epochs=4))
+    thirds = training_seconds(timing, ROWS, replace(hard, epochs=12))
+    curves = len(learning_curve_rows(ROWS.holdout, CONFIG))
+    choosing = (11 * ROWS.train + 8 * curves) * timing.predict_seconds
+    assert thirds - plain == pytest.approx(choosing + 4 * timing.step_seconds)
+    assert passes(hard, 18) == 6 and passes(CONFIG, 18) == 18
+    assert plan_budget(hard, TIMINGS, ROWS, 2, 1e9).epochs == MAX_EPOCHS * 3
+    assert plan_budget(CONFIG, TIMINGS, ROWS, 2, 1e9).epochs == MAX_EPOCHS
+
+
 def test_more_workers_buy_more_epochs():
     one = plan_budget(CONFIG, TIMINGS, ROWS, 1, 30 * 60)
     two = plan_budget(CONFIG, TIMINGS, ROWS, 2, 30 * 60)
@@ -181,7 +205,8 @@ def test_a_budget_too_short_for_the_presets_net_takes_the_quick_recipe():
     assert runner.timed == ["strided-cnn", "tiny-cnn"]
     assert (config.preset, config.members, config.folds) == ("quick", ("tiny-cnn",), 5)
     assert plan["switched_from"]["preset"] == "default"
-    assert plan["switched_from"]["epochs"] < 6 <= config.epochs == plan["epochs"]
+    strided_epochs = plan["switched_from"]["epochs"]  # thirds of a pass, select_hard=2
+    assert passes(preset_config("default"), strided_epochs) < 6 <= config.epochs == plan["epochs"]
     assert rerun_command(config).startswith("kaggle-digits cv --preset quick --folds 5 ")
 
 
@@ -315,6 +340,8 @@ def test_rerun_command_names_the_chosen_epochs_and_members():
     assert "--workers 2" in command and "budget" not in command
     assert "deskew" not in command  # the preset's own
     assert "--no-deskew" in rerun_command(replace(chosen, deskew=False))
+    assert "select-hard" not in command  # the preset's own too
+    assert "--select-hard 0 " in rerun_command(replace(chosen, select_hard=0.0)) + " "
 
 
 def test_a_budgeted_run_records_its_plan(small, tmp_path):

@@ -200,6 +200,7 @@ def test_cli_rejects_bad_options(small, tmp_path):
     assert_user_error(cv_cli(small, tmp_path, "--preset", "huge"), "unknown preset 'huge'")
     assert_user_error(cv_cli(small, tmp_path, "--folds", "1"), "--folds must be at least 2")
     assert_user_error(cv_cli(small, tmp_path, "--tta", "13"), "--tta must be between 0 and 12")
+    assert_user_error(cv_cli(small, tmp_path, "--select-hard", "-1"), "--select-hard must be 0")
     assert_user_error(cv_cli(small, tmp_path, "--resume", "nowhere"), "nowhere: no such run")
     assert_user_error(cv_cli(small, tmp_path, "--resume", "x", "--epochs", "3"), "drop --epochs")
 

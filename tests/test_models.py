@@ -172,3 +172,86 @@ def test_tta_beyond_the_shifts_is_refused():
     assert preset_config("quick", tta=len(TTA_SHIFTS)).tta == len(TTA_SHIFTS)
     with pytest.raises(UserError, match="--tta must be between 0 and 12"):
         preset_config("quick", tta=len(TTA_SHIFTS) + 1)
+
+
+def test_keep_hardest_keeps_a_share_of_the_rows_weighted_to_the_hardest():
+    from kaggle_digits.training import keep_hardest
+
+    losses = np.random.default_rng(0).permutation(30000).astype(float)
+    kept = keep_hardest(losses, 2.0, np.random.default_rng(1))
+    assert len(kept) == pytest.approx(30000 / 3, rel=0.03)  # 1 / (1 + power)
+    percentiles = (losses[kept] + 1) / 30000
+    assert percentiles.mean() == pytest.approx(0.75, abs=0.01)  # p^2-weighted: 3/4
+    assert np.mean(percentiles < 0.1) < 0.002  # the easiest tenth: kept 0.3% of the time
+    assert len(keep_hardest(losses, 0.0, np.random.default_rng(1))) == 30000
+
+
+def confident_model():
+    """Certain of class 3 where the first pixel is lit, uniform where it is dark."""
+    images = keras.Input((28, 28, 1), dtype="uint8")
+    flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(images))
+    probs = keras.layers.Dense(10, activation="softmax")(flat)
+    model = keras.Model(images, probs)
+    kernel = np.zeros((784, 10), dtype="float32")
+    kernel[0, 3] = 100.0
+    model.layers[-1].set_weights([kernel, np.zeros(10, dtype="float32")])
+    return model
+
+
+def test_hard_rows_train_each_epoch_on_the_rows_the_model_gets_wrong():
+    from kaggle_digits.training import HardRows
+
+    images = np.zeros((400, 28, 28, 1), dtype=np.uint8)
+    images[::2, 0, 0, 0] = 255  # even rows: easy (loss ~0); odd rows: loss ln 10
+    labels = np.full(400, 3)
+
+    def epochs_of_rows(seed: int) -> list[np.ndarray]:
+        chooser = HardRows(confident_model(), images, labels, 2.0, seed)
+        chooser.set_params({"epochs": 3})
+        chooser.on_train_begin()
+        # the row numbers in place of the targets show which rows each batch holds
+        batches = chooser.batches(np.arange(400), 20, steps_per_epoch=5)
+        epochs = []
+        for epoch in range(3):
+            if epoch:
+                chooser.on_epoch_end(epoch - 1)
+            epochs.append(np.concatenate([next(batches)[1] for _ in range(5)]))
+        chooser.on_train_end()
+        assert next(batches, None) is None  # the batches end with the training
+        return epochs
+
+    epochs = epochs_of_rows(seed=5)
+    assert all(len(rows) == 100 for rows in epochs)  # steps_per_epoch batches an epoch
+    assert np.mean(epochs[0] % 2) == pytest.approx(0.5, abs=0.15)  # at random at first
+    for later in epochs[1:]:
+        assert np.mean(later % 2) > 0.75  # then mostly the hard (odd) rows: 7/12 against 1/12
+    assert all((a == b).all() for a, b in zip(epochs, epochs_of_rows(seed=5), strict=True))
+
+
+def test_select_hard_trains_shorter_epochs_the_same_way_each_time():
+    from kaggle_digits.config import CVConfig
+    from kaggle_digits.training import BatchClock, predict_batches, train_model
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (300, 28, 28, 1), dtype=np.uint8)
+    labels = rng.integers(0, 10, 300)
+    config = CVConfig(members=("tiny-cnn",), epochs=3, batch_size=25, select_hard=2)
+    assert config.epoch_steps(300) == (3, 4)  # a third of the rows an epoch
+
+    def trained():
+        clock = BatchClock()
+        model, curves = train_model("tiny-cnn", images, labels, config, 10, 3, callbacks=[clock])
+        assert len(clock.batch_ends) == 12 and len(curves["loss"]) == 3
+        return predict_batches(model, images[:50])
+
+    np.testing.assert_allclose(trained(), trained(), atol=1e-6)
+
+
+def test_hard_rows_let_keras_read_two_batches_of_a_one_step_epoch_before_training():
+    from kaggle_digits.training import HardRows
+
+    images, labels = np.zeros((40, 28, 28, 1), dtype=np.uint8), np.zeros(40, dtype=int)
+    chooser = HardRows(confident_model(), images, labels, 2.0, seed=0)
+    batches = chooser.batches(np.arange(40), 10, steps_per_epoch=1)
+    peeked = [next(batches)[1] for _ in range(2)]  # as Keras does with a generator: no wait
+    assert all(len(rows) == 10 for rows in peeked)

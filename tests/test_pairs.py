@@ -204,12 +204,14 @@ def test_a_crowd_of_workers_is_timed_again_as_its_last_round_runs(monkeypatch):
     def time_at_once(self, data, config, architecture, count):
         busy.append(count)
         step = {3: 0.3, 2: 0.24}[count]  # three sharing two cores, then two alone
+        # the crowd's short prediction ran partly alone, and reads as fast as the two's
         return [pairs.StepTiming(architecture, step, 0.001, 2.0)] * count
 
     monkeypatch.setattr(pairs.LocalWorkers, "_time_at_once", time_at_once)
     timing = pairs.LocalWorkers(3).time_steps(None, CVConfig(), "tiny-cnn")
     assert busy == [3, 2]
     assert (timing.step_seconds, timing.uncrowded_step_seconds) == (0.3, 0.24)
+    assert timing.predict_seconds == pytest.approx(0.001 * 0.3 / 0.24)  # slowed as the steps
     busy.clear()
     assert (
         pairs.LocalWorkers(2).time_steps(None, CVConfig(), "tiny-cnn").uncrowded_step_seconds

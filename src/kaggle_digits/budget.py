@@ -59,8 +59,10 @@ class Plan:
 
 
 def epoch_seconds(timing: StepTiming, rows: Rows, config: CVConfig) -> float:
-    """One epoch: the training steps, then held-out rows scored for the learning curves."""
-    return training_seconds(timing, rows, replace(config, epochs=1))
+    """One epoch after the first: the training steps, then held-out rows scored for the
+    learning curves and, with select_hard, the training rows to choose the next epoch's."""
+    one, two = (training_seconds(timing, rows, replace(config, epochs=n)) for n in (1, 2))
+    return two - one
 
 
 def training_seconds(timing: StepTiming, rows: Rows, config: CVConfig) -> float:
@@ -69,7 +71,15 @@ def training_seconds(timing: StepTiming, rows: Rows, config: CVConfig) -> float:
     epochs, steps_per_epoch = config.epoch_steps(rows.train)
     steps = epochs * steps_per_epoch
     scored = epochs * len(learning_curve_rows(rows.holdout, config))
+    if config.select_hard:
+        scored += (epochs - 1) * rows.train  # choosing the rows of each epoch after the first
     return steps * timing.step_seconds + scored * timing.predict_seconds
+
+
+def passes(config: CVConfig, epochs: float) -> float:
+    """`epochs` of `config` in passes over all of a fold's rows (with select_hard, an epoch
+    trains on fewer), the unit of the limits above."""
+    return epochs / (1 + config.select_hard)
 
 
 def overhead_seconds(timing: StepTiming, rows: Rows, tta: int) -> float:
@@ -132,12 +142,12 @@ def best_plan(
     for count in range(len(config.members), 0, -1):
         members = config.members[:count]
         tenths = 0
-        while tenths < MAX_EPOCHS * 10 and (
+        while passes(config, tenths / 10) < MAX_EPOCHS and (
             run_seconds(config, members, (tenths + 1) / 10, timings, rows, workers, cores) <= usable
         ):
             tenths += 1
         epochs = tenths / 10
-        if epochs >= MIN_EPOCHS_PER_MEMBER or (count == 1 and epochs >= 1):
+        if passes(config, epochs) >= MIN_EPOCHS_PER_MEMBER or (count == 1 and epochs >= 1):
             return Plan(
                 members,
                 epochs,

@@ -192,6 +192,14 @@ def cv(
         float | None,
         typer.Option(help="Momentum of a moving average of the weights, e.g. 0.999 (0: off)."),
     ] = None,
+    select_hard: Annotated[
+        float | None,
+        typer.Option(
+            help="Train each epoch after the first on the rows the model finds hardest: a row "
+            "at loss percentile p is kept with probability p**X, 1/(1+X) of the rows "
+            "(0: all rows; the default preset: 2)."
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -242,6 +250,7 @@ def cv(
         early_stopping=early_stopping,
         budget_minutes=budget,
         ema=ema,
+        select_hard=select_hard,
     )
     with user_errors():
         config = preset_config(preset, **overrides, workers=workers)

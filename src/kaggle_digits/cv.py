@@ -32,6 +32,7 @@ from kaggle_digits.budget import (
     best_plan,
     epoch_seconds,
     overhead_seconds,
+    passes,
     plan_budget,
     short_budget_recipe,
 )
@@ -248,20 +249,24 @@ def fit_budget(
     timings, plan = timed_plan(config)
     details = {}
     cheaper = short_budget_recipe(config)
-    if cheaper is not None and (plan is None or plan.epochs < MIN_EPOCHS_PER_MEMBER):
+    if cheaper is not None and (
+        plan is None or passes(config, plan.epochs) < MIN_EPOCHS_PER_MEMBER
+    ):
         cheaper_timings, cheaper_plan = timed_plan(cheaper)
         fewest = PRESETS[cheaper.preset].folds
         if (
             not keep_folds
             and cheaper.folds > fewest
-            and (cheaper_plan is None or cheaper_plan.epochs < SHORT_RECIPE_EPOCHS)
+            and (cheaper_plan is None or passes(cheaper, cheaper_plan.epochs) < SHORT_RECIPE_EPOCHS)
         ):
             # the same trial serves: it timed the workers' steps, however many pairs they take
             fewer = replace(cheaper, folds=fewest)
             fewer_plan = plan_for(fewer, cheaper_timings)
             if fewer_plan is not None:
                 cheaper, cheaper_plan = fewer, fewer_plan
-        if cheaper_plan is not None and (plan is None or cheaper_plan.epochs > plan.epochs):
+        if cheaper_plan is not None and (
+            plan is None or passes(cheaper, cheaper_plan.epochs) > passes(config, plan.epochs)
+        ):
             epochs = plan.epochs if plan else 0
             folds = f", {cheaper.folds} folds" if cheaper.folds != config.folds else ""
             log(
@@ -311,6 +316,7 @@ CLI_FIELDS = [
     "deskew",
     "early_stopping",
     "ema",
+    "select_hard",
     "workers",
 ]
 

@@ -1,8 +1,10 @@
 """Fitting one model: augmentation, the learning-rate schedule, callbacks, and prediction with
 optional test-time augmentation. Knows nothing of folds or files."""
 
+import math
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -75,6 +77,11 @@ def train_model(
         metrics=["accuracy"],
     )
     fit_callbacks = list(callbacks)
+    hard_rows = None
+    if config.select_hard > 0:
+        hard_rows = HardRows(model, images, labels, config.select_hard, seed)
+        # first, so that the reporters count its scoring in the epoch's time
+        fit_callbacks.insert(0, hard_rows)
     if config.early_stopping and holdout is not None:
         fit_callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -86,11 +93,16 @@ def train_model(
         validation = (holdout[0], keras.utils.to_categorical(holdout[1], num_classes))
     targets = keras.utils.to_categorical(labels, num_classes)
     # batches for ever, reshuffled at every pass, so that an epoch may end mid-pass
-    if on_tensorflow():
+    if hard_rows is not None:
+        batches = hard_rows.batches(targets, config.batch_size, steps_per_epoch)
+        if on_tensorflow():
+            batches = tf_generator(batches, images, targets)
+    elif on_tensorflow():
         batches = tf_batches((images, targets), config.batch_size, shuffle_seed=seed)
-        validation = tf_batches(validation, PREDICT_BATCH) if validation else None
     else:
         batches = shuffled_batches(images, targets, config.batch_size, seed)
+    if validation and on_tensorflow():
+        validation = tf_batches(validation, PREDICT_BATCH)
     history = trainer.fit(
         batches,
         epochs=epochs,
@@ -112,6 +124,76 @@ def shuffled_batches(images: np.ndarray, targets: np.ndarray, batch_size: int, s
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             yield images[rows], targets[rows]
+
+
+def keep_hardest(losses: np.ndarray, power: float, draws: np.random.Generator) -> np.ndarray:
+    """The rows kept: each with probability p ** power, p the percentile of its loss (ties in
+    row order), on average 1 / (1 + power) of them."""
+    percentiles = (np.argsort(np.argsort(losses, kind="stable")) + 1) / len(losses)
+    return np.flatnonzero(draws.random(len(losses)) < percentiles**power)
+
+
+class HardRows(keras.callbacks.Callback):
+    """Which of the training rows each epoch trains on (CVConfig.select_hard): at random in
+    the first; for each later one, as the one before ends, each row with probability
+    p ** power, p the percentile of its loss under the model as it is then."""
+
+    def __init__(
+        self, model: keras.Model, images: np.ndarray, labels: np.ndarray, power: float, seed: int
+    ) -> None:
+        super().__init__()
+        self.net = model  # without the augmentation; Keras sets self.model to the trainer
+        self.images, self.labels, self.power, self.seed = images, labels, power, seed
+        self.draws = np.random.default_rng(seed)
+        self.chosen = {0: np.arange(len(images))}  # epoch -> its rows
+        self.began = self.ended = False
+        self.changed = threading.Condition()
+
+    def on_train_begin(self, logs=None):
+        self.began = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 < self.params["epochs"]:
+            rows = self.hardest_rows()
+            with self.changed:
+                self.chosen[epoch + 1] = rows
+                self.changed.notify_all()
+
+    def on_train_end(self, logs=None):
+        with self.changed:
+            self.ended = True
+            self.changed.notify_all()
+
+    def hardest_rows(self) -> np.ndarray:
+        probs = predict_batches(self.net, self.images)
+        true_probs = probs[np.arange(len(self.labels)), self.labels]
+        return keep_hardest(-np.log(np.maximum(true_probs, 1e-12)), self.power, self.draws)
+
+    def rows_of(self, epoch: int) -> np.ndarray | None:
+        """The rows of `epoch`, once chosen (the input pipeline reads ahead of the training);
+        None once training has ended."""
+        with self.changed:
+            if not self.began and epoch not in self.chosen:
+                # Keras reads two batches of a generator before training, to learn their
+                # shapes: with one step an epoch, the second comes from all the rows
+                return np.arange(len(self.images))
+            self.changed.wait_for(lambda: epoch in self.chosen or self.ended)
+            return self.chosen.pop(epoch, None)
+
+    def batches(
+        self, targets: np.ndarray, batch_size: int, steps_per_epoch: int
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(images, targets) batches, each epoch's `steps_per_epoch` from its own rows in a
+        new (reproducible) order, until training ends."""
+        order_of_pass = np.random.default_rng(self.seed + 1)
+        epoch = 0
+        while (rows := self.rows_of(epoch)) is not None:
+            passes = math.ceil(steps_per_epoch * batch_size / max(1, len(rows)))
+            order = np.concatenate([order_of_pass.permutation(rows) for _ in range(passes)])
+            for step in range(steps_per_epoch):
+                picked = order[step * batch_size : (step + 1) * batch_size]
+                yield self.images[picked], targets[picked]
+            epoch += 1
 
 
 def predict_probs(model: keras.Model, images: np.ndarray, config: CVConfig) -> np.ndarray:
@@ -166,6 +248,20 @@ def tf_batches(arrays: tuple[np.ndarray, ...], batch_size: int, shuffle_seed: in
     rows = rows.shuffle(len(arrays[0]), seed=shuffle_seed, reshuffle_each_iteration=True)
     # each pass ends with its own short batch, as steps_per_epoch counts them
     return rows.batch(batch_size).repeat().prefetch(1).with_options(options)
+
+
+def tf_generator(batches: Iterator, images: np.ndarray, targets: np.ndarray):
+    """A generator of (images, targets) batches as a tf.data pipeline, without autotuning."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    signature = (
+        tf.TensorSpec((None, *images.shape[1:]), tf.as_dtype(images.dtype)),
+        tf.TensorSpec((None, *targets.shape[1:]), tf.as_dtype(targets.dtype)),
+    )
+    rows = tf.data.Dataset.from_generator(lambda: batches, output_signature=signature)
+    return rows.prefetch(1).with_options(options)
 
 
 class EpochReporter(keras.callbacks.Callback):
