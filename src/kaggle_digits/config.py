@@ -51,8 +51,8 @@ class CVConfig:
     early_stopping: int = 0  # patience on the held-out fold; > 0 makes the CV score optimistic
     ema: float = 0.0  # momentum of an exponential moving average of the weights; 0: off
     # Train each epoch after the first on the rows the model finds hardest ("selective
-    # backprop", Jiang et al., 2019): the fold's training rows are scored at the epoch's start,
-    # and a row whose loss is at percentile p of them is kept with probability
+    # backprop", Jiang et al., 2019): the fold's training rows are scored as the epoch before
+    # ends, and a row whose loss is at percentile p of them is kept with probability
     # p ** select_hard, on average 1 / (1 + select_hard) of the rows; an epoch is then that
     # many rows. 0: every row, every epoch.
     select_hard: float = 0.0

@@ -188,7 +188,8 @@ class HardRows(keras.callbacks.Callback):
         order_of_pass = np.random.default_rng(self.seed + 1)
         epoch = 0
         while (rows := self.rows_of(epoch)) is not None:
-            passes = math.ceil(steps_per_epoch * batch_size / max(1, len(rows)))
+            # never empty: the hardest row (percentile 1) is always kept
+            passes = math.ceil(steps_per_epoch * batch_size / len(rows))
             order = np.concatenate([order_of_pass.permutation(rows) for _ in range(passes)])
             for step in range(steps_per_epoch):
                 picked = order[step * batch_size : (step + 1) * batch_size]
@@ -240,28 +241,32 @@ def tf_batches(arrays: tuple[np.ndarray, ...], batch_size: int, shuffle_seed: in
     pass."""
     import tensorflow as tf
 
-    options = tf.data.Options()
-    options.autotune.enabled = False
     rows = tf.data.Dataset.from_tensor_slices(arrays if len(arrays) > 1 else arrays[0])
     if shuffle_seed is None:
-        return rows.batch(batch_size).prefetch(1).with_options(options)
+        return prefetched(rows.batch(batch_size))
     rows = rows.shuffle(len(arrays[0]), seed=shuffle_seed, reshuffle_each_iteration=True)
     # each pass ends with its own short batch, as steps_per_epoch counts them
-    return rows.batch(batch_size).repeat().prefetch(1).with_options(options)
+    return prefetched(rows.batch(batch_size).repeat())
 
 
 def tf_generator(batches: Iterator, images: np.ndarray, targets: np.ndarray):
     """A generator of (images, targets) batches as a tf.data pipeline, without autotuning."""
     import tensorflow as tf
 
-    options = tf.data.Options()
-    options.autotune.enabled = False
     signature = (
         tf.TensorSpec((None, *images.shape[1:]), tf.as_dtype(images.dtype)),
         tf.TensorSpec((None, *targets.shape[1:]), tf.as_dtype(targets.dtype)),
     )
-    rows = tf.data.Dataset.from_generator(lambda: batches, output_signature=signature)
-    return rows.prefetch(1).with_options(options)
+    return prefetched(tf.data.Dataset.from_generator(lambda: batches, output_signature=signature))
+
+
+def prefetched(batches):
+    """A tf.data pipeline of batches, one read ahead, without autotuning."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batches.prefetch(1).with_options(options)
 
 
 class EpochReporter(keras.callbacks.Callback):
