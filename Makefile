@@ -58,7 +58,7 @@ frontier: $(INSTALLED)  ## accuracy against minutes: budgets of 5, 10, 30, 60 mi
 workers: $(INSTALLED)  ## the same run sequential, as Ray tasks, and with no option, side by side
 	$(BIN)/python benchmarks/workers.py --data $(BENCH_DATA) --preset $(if $(filter default,$(PRESET)),quick,$(PRESET)) $(if $(FOLDS),--folds $(FOLDS))
 
-steps: $(INSTALLED)  ## ms a training step with TensorFlow's oneDNN kernels and with Eigen's, side by side
+steps: $(INSTALLED)  ## ms a training step: oneDNN and Eigen kernels, float32 and mixed_bfloat16, side by side
 	$(BIN)/python benchmarks/steps.py
 
 photos: $(INSTALLED)  ## predict on photo-like digits (ruled paper, shadows, ...) per kind, before/now

@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is impor
 
 def cv_arguments(description: str, runs_dir: Path = Path("runs")) -> argparse.ArgumentParser:
     """--data (the competition zip), --preset, --folds, --tta, --deskew/--no-deskew,
-    --select-hard and --runs-dir."""
+    --select-hard, --precision and --runs-dir."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, required=True, help="the competition zip")
     parser.add_argument("--preset", default="default")
@@ -21,6 +21,7 @@ def cv_arguments(description: str, runs_dir: Path = Path("runs")) -> argparse.Ar
         "--deskew", action=argparse.BooleanOptionalAction, help="default: the preset's"
     )
     parser.add_argument("--select-hard", type=float, default=None, help="default: the preset's")
+    parser.add_argument("--precision", default=None, help="default: the preset's")
     parser.add_argument("--runs-dir", type=Path, default=runs_dir)
     return parser
 
@@ -32,6 +33,7 @@ def preset_options(args: argparse.Namespace) -> dict:
         "tta": args.tta,
         "deskew": args.deskew,
         "select_hard": args.select_hard,
+        "precision": args.precision,
     }
 
 

@@ -1,11 +1,11 @@
-"""`make steps`: milliseconds a training step, with TensorFlow's oneDNN kernels and with Eigen's.
-Never part of CI.
+"""`make steps`: milliseconds a training step, with TensorFlow's oneDNN kernels and with Eigen's,
+in float32, and with oneDNN in mixed_bfloat16 (`cv --precision`). Never part of CI.
 
 Each net (NAME:BATCH) trains one epoch on random images in processes of one thread each, as
 the workers of `cv` do: `--side-by-side N` such processes at once (2: both cores of a 2-core
-machine busy, as in a run). The two kernel settings (TF_ENABLE_ONEDNN_OPTS=1 and 0, read by
-TensorFlow when it is imported) take turns for `--rounds` rounds, so that the machine's
-changing speed falls on both alike. Each process times its steps as a budget's trial does
+machine busy, as in a run). The settings (TF_ENABLE_ONEDNN_OPTS=1 or 0, read by TensorFlow
+when it is imported, and the precision) take turns for `--rounds` rounds, so that the
+machine's changing speed falls on all alike. Each process times its steps as a budget's trial does
 (`pairs.time_steps`: a few untimed steps, then the mean of the timed ones).
 """
 
@@ -19,7 +19,12 @@ import common  # noqa: F401  (quiets TensorFlow: before it is imported)
 
 from kaggle_digits.backend import thread_limit
 
-SETTINGS = {"oneDNN": "1", "Eigen": "0"}
+# name: (TF_ENABLE_ONEDNN_OPTS, precision)
+SETTINGS = {
+    "oneDNN": ("1", "float32"),
+    "Eigen": ("0", "float32"),
+    "oneDNN bf16": ("1", "mixed_bfloat16"),
+}
 
 
 def main() -> None:
@@ -27,16 +32,16 @@ def main() -> None:
     parser.add_argument("--nets", default="tiny-cnn:256,strided-cnn:32", help="NAME:BATCH,...")
     parser.add_argument("--side-by-side", type=int, default=2, help="processes at once")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--time", action="store_true", help=argparse.SUPPRESS)  # one process
+    parser.add_argument("--time", metavar="PRECISION", help=argparse.SUPPRESS)  # one process
     args = parser.parse_args()
     nets = [(name, int(batch)) for name, batch in (net.split(":") for net in args.nets.split(","))]
     if args.time:
-        print(json.dumps(time_steps(nets)))
+        print(json.dumps(time_steps(nets, args.time)))
         return
     rows: dict[tuple[str, str], list[float]] = {}
     for round_ in range(args.rounds):
-        for setting, value in SETTINGS.items():
-            for answer in side_by_side(args.nets, value, args.side_by_side):
+        for setting, (onednn, precision) in SETTINGS.items():
+            for answer in side_by_side(args.nets, onednn, precision, args.side_by_side):
                 for net, milliseconds in answer.items():
                     rows.setdefault((net, setting), []).append(milliseconds)
             print(f"round {round_ + 1}: {setting} done", file=sys.stderr, flush=True)
@@ -49,8 +54,8 @@ def main() -> None:
         print(f"{net:18s} " + "   ".join(cells))
 
 
-def side_by_side(nets: str, onednn: str, processes: int) -> list[dict[str, float]]:
-    command = [sys.executable, __file__, "--nets", nets, "--time"]
+def side_by_side(nets: str, onednn: str, precision: str, processes: int) -> list[dict[str, float]]:
+    command = [sys.executable, __file__, "--nets", nets, "--time", precision]
     with thread_limit(1):
         env = os.environ | {"TF_ENABLE_ONEDNN_OPTS": onednn}
     running = [
@@ -68,9 +73,9 @@ def side_by_side(nets: str, onednn: str, processes: int) -> list[dict[str, float
     return answers
 
 
-def time_steps(nets: list[tuple[str, int]]) -> dict[str, float]:
-    """The milliseconds a training step of each net takes in this process, timed as a budget's
-    trial times it, on random images."""
+def time_steps(nets: list[tuple[str, int]], precision: str) -> dict[str, float]:
+    """The milliseconds a training step of each net in `precision` takes in this process,
+    timed as a budget's trial times it, on random images."""
     import numpy as np
 
     from kaggle_digits.config import preset_config
@@ -81,7 +86,7 @@ def time_steps(nets: list[tuple[str, int]]) -> dict[str, float]:
     data = TrainingData(images, labels, images, np.zeros(len(images), int), 10)
     timings = {}
     for name, batch in nets:
-        config = preset_config("default", members=(name,), batch_size=batch)
+        config = preset_config("default", members=(name,), batch_size=batch, precision=precision)
         timing = time_steps(data, config, name)
         timings[f"{name}:{batch}"] = round(timing.step_seconds * 1000, 1)
     return timings

@@ -177,17 +177,21 @@ def test_the_short_budget_recipe_is_the_quick_one_with_the_users_options():
 
 
 class TimedRunner:
-    """A runner whose trials take no time and report these step times."""
+    """A runner whose trials take no time and report these step times, in float32; `speedup`
+    of other precisions (none: the same)."""
 
     cores = 2
 
-    def __init__(self, step_seconds: dict[str, float]) -> None:
-        self.step_seconds = step_seconds
+    def __init__(
+        self, step_seconds: dict[str, float], speedup: dict[str, float] | None = None
+    ) -> None:
+        self.step_seconds, self.speedup = step_seconds, speedup or {}
         self.timed = []
 
     def time_steps(self, data, config, architecture):
         self.timed.append(architecture)
-        return StepTiming(architecture, self.step_seconds[architecture], 0.0002, 3.0)
+        speedup = self.speedup.get(config.precision, 1.0)
+        return StepTiming(architecture, self.step_seconds[architecture] / speedup, 0.0002, 3.0)
 
 
 def fit(minutes: float, runner: TimedRunner, keep_folds: bool = False):
@@ -202,7 +206,8 @@ def fit(minutes: float, runner: TimedRunner, keep_folds: bool = False):
 def test_a_budget_too_short_for_the_presets_net_takes_the_quick_recipe():
     runner = TimedRunner({"strided-cnn": 0.05, "tiny-cnn": 0.05})  # steps of 32 and 256
     config, plan = fit(10, runner)
-    assert runner.timed == ["strided-cnn", "tiny-cnn"]
+    # each net in both precisions (the presets' "auto")
+    assert runner.timed == ["strided-cnn", "strided-cnn", "tiny-cnn", "tiny-cnn"]
     assert (config.preset, config.members, config.folds) == ("quick", ("tiny-cnn",), 5)
     assert plan["switched_from"]["preset"] == "default"
     strided_epochs = plan["switched_from"]["epochs"]  # thirds of a pass, select_hard=2
@@ -216,7 +221,8 @@ def test_a_budget_too_short_for_the_quick_recipe_too_takes_its_fewer_folds():
     # 5 folds would give tiny-cnn about 3 epochs; 2 folds, one round of two workers, ~31
     assert (config.preset, config.folds) == ("quick", 2)
     assert config.epochs >= SHORT_RECIPE_EPOCHS and plan["switched_from"]["folds"] == 5
-    assert runner.timed == ["strided-cnn", "tiny-cnn"]  # the folds need no trial of their own
+    # the folds need no trial of their own
+    assert runner.timed == ["strided-cnn", "strided-cnn", "tiny-cnn", "tiny-cnn"]
     assert "--folds" not in rerun_command(config)  # the quick preset's own
     kept, kept_plan = fit(4, TimedRunner({"strided-cnn": 0.05, "tiny-cnn": 0.05}), True)
     assert (kept.preset, kept.folds) == ("quick", 5) and kept.epochs < SHORT_RECIPE_EPOCHS
@@ -225,9 +231,21 @@ def test_a_budget_too_short_for_the_quick_recipe_too_takes_its_fewer_folds():
 def test_a_budget_long_enough_keeps_the_presets_net():
     runner = TimedRunner({"strided-cnn": 0.05, "tiny-cnn": 0.05})  # steps of 32 and 256
     config, plan = fit(60, runner)
-    assert runner.timed == ["strided-cnn"]
+    assert runner.timed == ["strided-cnn", "strided-cnn"]
     assert (config.preset, config.members) == ("default", ("strided-cnn",))
     assert config.epochs >= 6 and "switched_from" not in plan
+
+
+def test_auto_precision_takes_the_one_the_trial_finds_faster_and_says_so_for_a_rerun():
+    as_fast, _ = fit(60, TimedRunner({"strided-cnn": 0.05}))
+    config, plan = fit(60, TimedRunner({"strided-cnn": 0.05}, {"mixed_bfloat16": 1.4}))
+    assert as_fast.precision == "float32"  # a tie: the weights' own precision
+    assert config.precision == "mixed_bfloat16"
+    trial = plan["precision_trial"]  # seconds an epoch in each
+    assert trial["mixed_bfloat16"] < trial["float32"] and config.epochs > as_fast.epochs
+    assert "--precision mixed_bfloat16" in rerun_command(config)
+    slower, slower_plan = fit(60, TimedRunner({"strided-cnn": 0.05}, {"mixed_bfloat16": 0.5}))
+    assert slower.precision == "float32" and "precision_trial" in slower_plan
 
 
 def test_a_budget_too_short_for_either_recipe_is_refused():

@@ -15,9 +15,8 @@ TINY = CVConfig(preset="test", folds=2, members=("mlp", "lc-cnn"), epochs=1, bat
 
 def run_tiny(small, tmp_path, config=TINY, **kwargs):
     competition = load_competition(small.spec_path)
-    return run_cv(
-        config, competition, small.data_dir, tmp_path / "runs", log=lambda line: None, **kwargs
-    )
+    kwargs.setdefault("log", lambda line: None)
+    return run_cv(config, competition, small.data_dir, tmp_path / "runs", **kwargs)
 
 
 def test_folds_are_stratified_disjoint_covering_and_seeded():
@@ -147,6 +146,22 @@ def test_tta_and_label_smoothing_run(small, tmp_path):
     np.testing.assert_allclose(result.test_probs.sum(axis=1), 1, rtol=1e-4)
 
 
+def test_auto_precision_is_settled_by_a_trial_and_saved_as_chosen(small, tmp_path):
+    config = CVConfig(preset="test", folds=2, members=("mlp",), epochs=1, precision="auto")
+    lines = []
+    result = run_tiny(small, tmp_path, config, log=lines.append)
+    saved = json.loads((result.run_dir / "config.json").read_text())
+    trial = saved["precision_trial"]  # seconds an epoch of the members in each
+    assert set(trial) == {"float32", "mixed_bfloat16"}
+    assert trial[saved["precision"]] == min(trial.values())
+    assert any(line.startswith(f"precision auto -> {saved['precision']}") for line in lines)
+    import keras
+
+    model = keras.saving.load_model(pair_dir(result.run_dir, 0, 0, "mlp") / "model.keras")
+    hidden = next(layer for layer in model.layers if isinstance(layer, keras.layers.Dense))
+    assert hidden.dtype_policy.name == saved["precision"]
+
+
 def cv_cli(small, tmp_path, *args):
     return run_cli(
         "--competition",
@@ -201,6 +216,10 @@ def test_cli_rejects_bad_options(small, tmp_path):
     assert_user_error(cv_cli(small, tmp_path, "--folds", "1"), "--folds must be at least 2")
     assert_user_error(cv_cli(small, tmp_path, "--tta", "13"), "--tta must be between 0 and 12")
     assert_user_error(cv_cli(small, tmp_path, "--select-hard", "-1"), "--select-hard must be 0")
+    assert_user_error(
+        cv_cli(small, tmp_path, "--precision", "float16"),
+        "--precision must be auto or one of float32, mixed_bfloat16",
+    )
     assert_user_error(cv_cli(small, tmp_path, "--resume", "nowhere"), "nowhere: no such run")
     assert_user_error(cv_cli(small, tmp_path, "--resume", "x", "--epochs", "3"), "drop --epochs")
 

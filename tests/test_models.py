@@ -255,3 +255,35 @@ def test_hard_rows_let_keras_read_two_batches_of_a_one_step_epoch_before_trainin
     batches = chooser.batches(np.arange(40), 10, steps_per_epoch=1)
     peeked = [next(batches)[1] for _ in range(2)]  # as Keras does with a generator: no wait
     assert all(len(rows) == 10 for rows in peeked)
+
+
+def test_a_mixed_bfloat16_net_computes_in_bfloat16_keeps_float32_weights_and_saves_so(tmp_path):
+    from kaggle_digits.config import CVConfig
+    from kaggle_digits.training import predict_batches, train_model
+
+    model = build_model("tiny-cnn", (28, 28, 1), 10, precision="mixed_bfloat16")
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is put back
+    assert {layer.compute_dtype for layer in convolutions_of(model)} == {"bfloat16"}
+    assert {weight.dtype for weight in model.weights} == {"float32"}
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (64, 28, 28, 1), dtype=np.uint8)
+    labels = np.arange(64) % 10
+    config = CVConfig(epochs=1, batch_size=16, precision="mixed_bfloat16")
+    trained, _ = train_model("tiny-cnn", images, labels, config, 10, seed=1)
+    probs = predict_batches(trained, images)
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    trained.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert {layer.compute_dtype for layer in convolutions_of(loaded)} == {"bfloat16"}
+    np.testing.assert_allclose(predict_batches(loaded, images), probs, atol=1e-6)
+
+
+def convolutions_of(model):
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+def test_auto_is_not_a_precision_a_net_can_be_built_in():
+    with pytest.raises(ValueError, match="auto"):
+        build_model("mlp", (28, 28, 1), 10, precision="auto")
+    assert keras.config.dtype_policy().name == "float32"

@@ -200,6 +200,14 @@ def cv(
             "(0: all rows; the default preset: 2)."
         ),
     ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="The nets' Keras dtype policy: float32, mixed_bfloat16 (float32 weights, "
+            "bfloat16 arithmetic: fast on CPUs with AMX or AVX-512 BF16 and on recent GPUs) or "
+            "auto (whichever a short trial finds faster; the presets' choice)."
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -226,6 +234,7 @@ def cv(
 
     Examples: kaggle-digits cv --preset quick; kaggle-digits cv --budget 10;
     kaggle-digits cv --preset quick --no-deskew --tta 8; kaggle-digits cv --select-hard 0;
+    kaggle-digits cv --precision float32;
     kaggle-digits cv --folds 5 --members fast-cnn,resnet --epochs 20 --workers 2 --ema 0.999;
     kaggle-digits cv --ray 10.0.0.5:6379; kaggle-digits cv --resume 20261123-101500-default
     """
@@ -251,6 +260,7 @@ def cv(
         budget_minutes=budget,
         ema=ema,
         select_hard=select_hard,
+        precision=precision,
     )
     with user_errors():
         config = preset_config(preset, **overrides, workers=workers)

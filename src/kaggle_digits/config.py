@@ -24,6 +24,9 @@ TTA_SHIFTS = (
 )  # fmt: skip
 
 
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
 @dataclass(frozen=True)
 class CVConfig:
     preset: str = "default"
@@ -56,6 +59,12 @@ class CVConfig:
     # p ** select_hard, on average 1 / (1 + select_hard) of the rows; an epoch is then that
     # many rows. 0: every row, every epoch.
     select_hard: float = 0.0
+    # the Keras dtype policy the nets are built with (PRECISIONS): "mixed_bfloat16" keeps the
+    # weights in float32 and computes in bfloat16, faster where the hardware does bfloat16
+    # (CPUs with AMX or AVX-512 BF16, recent GPUs; strided-cnn 1.3-1.4x a step on a 2-core
+    # Xeon with AMX, at the same accuracy an epoch) and slower where it is emulated; "auto":
+    # whichever a short trial finds faster here (cv.choose_precision)
+    precision: str = "float32"
     budget_minutes: float = 0.0  # > 0: epochs (and members) chosen to finish in this time
     workers: int = 1  # pairs trained at once, each in its own process; 0: as the machine suits
 
@@ -110,6 +119,7 @@ PRESETS = {
         deskew=True,
         budget_minutes=4.5,
         workers=0,
+        precision="auto",
     ),
     # the best ensemble that fits about an hour on a 2-core CPU: a plan for 90% of 56 minutes
     # leaves room for the machine slowing down by ~15% during the run
@@ -117,7 +127,9 @@ PRESETS = {
     # hardest. Measured side by side (one fold of the full data, the same time): strided-cnn
     # x 10 epochs 0.99333 / 0.99548 (log-loss 0.0205 / 0.0193); x 18 epochs of a third
     # 0.99512 / 0.99571 (0.0165 / 0.0166) (README, "Presets")
-    "default": CVConfig(deskew=True, budget_minutes=56, workers=0, select_hard=2.0),
+    "default": CVConfig(
+        deskew=True, budget_minutes=56, workers=0, select_hard=2.0, precision="auto"
+    ),
     # for a GPU: a diverse ensemble of bigger nets, long schedules, test-time augmentation
     "strong": CVConfig(
         preset="strong",
@@ -128,6 +140,7 @@ PRESETS = {
         tta=4,
         deskew=True,
         workers=0,
+        precision="auto",
     ),
 }
 
@@ -164,6 +177,8 @@ def validate(config: CVConfig) -> None:
         f"--tta must be between 0 and {len(TTA_SHIFTS)}": 0 <= config.tta <= len(TTA_SHIFTS),
         "--ema must be 0 (off) or between 0 and 1": 0 <= config.ema < 1,
         "--select-hard must be 0 (off) or more": config.select_hard >= 0,
+        f"--precision must be auto or one of {', '.join(PRECISIONS)}": config.precision
+        in ("auto", *PRECISIONS),
         "--budget must be 0 (off) or a positive number of minutes": config.budget_minutes >= 0,
         "--workers must be 0 (automatic) or more": config.workers >= 0,
     }

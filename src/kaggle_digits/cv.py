@@ -37,7 +37,7 @@ from kaggle_digits.budget import (
     short_budget_recipe,
 )
 from kaggle_digits.competition import Competition
-from kaggle_digits.config import PRESETS, CVConfig, provenance, validate
+from kaggle_digits.config import PRECISIONS, PRESETS, CVConfig, provenance, validate
 from kaggle_digits.data import Dataset, load_dataset
 from kaggle_digits.errors import UserError
 from kaggle_digits.files import atomic_path, read_json, save_array, write_json
@@ -113,12 +113,15 @@ def run_cv(
     )
     with make_runner(config, ray_address) as runner:
         config = replace(config, workers=runner.workers)
-        plan = None
+        plan, trial = None, {}
         if resume is None and config.budget_minutes:
             config, plan = fit_budget(config, data, runner, started, log, keep_folds)
             if config.folds != data.fold_of_row.max() + 1:  # a short budget took fewer
                 fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
                 data = replace(data, fold_of_row=fold_of_row)
+        elif resume is None and config.precision == "auto":
+            config, _, epoch_times = choose_precision(config, data, runner, log)
+            trial = {"precision_trial": epoch_times}
         if resume is None:
             run_dir = new_run_dir(Path(runs_dir), config.preset)
             saved = {
@@ -127,7 +130,8 @@ def run_cv(
                 "execution": runner.describe(),
                 **provenance(dataset.fingerprint),
             }
-            write_json(run_dir / "config.json", saved | ({"budget_plan": plan} if plan else {}))
+            budget_plan = {"budget_plan": plan} if plan else {}
+            write_json(run_dir / "config.json", saved | budget_plan | trial)
             save_array(run_dir / "folds.npy", fold_of_row)
         log(f"run {run_dir}")
         log("config " + ", ".join(f"{key}={value}" for key, value in config.to_dict().items()))
@@ -202,6 +206,55 @@ def train_pairs(
         raise
 
 
+def fold_rows(data: TrainingData, folds: int) -> Rows:
+    holdout = math.ceil(len(data.train_labels) / folds)  # the largest fold's
+    return Rows(len(data.train_labels) - holdout, holdout, len(data.test_images))
+
+
+def time_members(
+    config: CVConfig, data: TrainingData, runner: Runner, log: Log
+) -> dict[str, StepTiming]:
+    """A trial of each member's steps, as the pairs will run them."""
+    timings = {
+        architecture: runner.time_steps(data, config, architecture)
+        for architecture in dict.fromkeys(config.members)
+    }
+    for timing in timings.values():
+        alone = timing.uncrowded_step_seconds
+        last_round = f" ({alone * 1000:.0f} ms with {runner.cores} busy)" if alone else ""
+        log(
+            f"  {timing.architecture}, {config.precision}: {timing.step_seconds * 1000:.0f} ms "
+            f"a step of {config.batch_size}{last_round}, "
+            f"{epoch_seconds(timing, fold_rows(data, config.folds), config):.0f} s "
+            f"an epoch with {config.workers} worker(s)"
+        )
+    return timings
+
+
+def choose_precision(
+    config: CVConfig, data: TrainingData, runner: Runner, log: Log
+) -> tuple[CVConfig, dict[str, StepTiming], dict[str, float]]:
+    """`config` with precision "auto" replaced by whichever of PRECISIONS trains its epochs
+    fastest in a trial of each; with that precision's timings, and every precision's seconds
+    for an epoch of all the members."""
+    rows = fold_rows(data, config.folds)
+    tried = {}
+    for precision in PRECISIONS:
+        candidate = replace(config, precision=precision)
+        timings = time_members(candidate, data, runner, log)
+        seconds = sum(epoch_seconds(timing, rows, candidate) for timing in timings.values())
+        tried[precision] = (candidate, timings, seconds)
+    fastest = min(tried, key=lambda precision: tried[precision][2])
+    epoch_times = {precision: round(seconds, 3) for precision, (_, _, seconds) in tried.items()}
+    log(
+        f"precision auto -> {fastest} (an epoch: "
+        + ", ".join(f"{seconds:.1f} s in {precision}" for precision, seconds in epoch_times.items())
+        + ")"
+    )
+    chosen, timings, _ = tried[fastest]
+    return chosen, timings, epoch_times
+
+
 def fit_budget(
     config: CVConfig,
     data: TrainingData,
@@ -213,46 +266,40 @@ def fit_budget(
     """Time a few steps of each member, then choose the epochs (and members) that fit; where
     the preset's nets would get too few epochs, the quick preset's recipe instead, with its
     fewer folds where the run's would leave that recipe's net short of epochs too (unless
-    `keep_folds`)."""
+    `keep_folds`). Precision "auto" is settled by the same trial (choose_precision)."""
     log(f"budget {config.budget_minutes:g} min: timing a few training steps of each member")
-
-    def rows(folds: int) -> Rows:
-        holdout = math.ceil(len(data.train_labels) / folds)  # the largest fold's
-        return Rows(len(data.train_labels) - holdout, holdout, len(data.test_images))
 
     def seconds_left() -> float:
         return config.budget_minutes * 60 - (time.perf_counter() - started)
 
     def plan_for(config: CVConfig, timings: dict[str, StepTiming]) -> Plan | None:
         return best_plan(
-            config, timings, rows(config.folds), config.workers, seconds_left(), runner.cores
+            config,
+            timings,
+            fold_rows(data, config.folds),
+            config.workers,
+            seconds_left(),
+            runner.cores,
         )
 
-    def timed_plan(config: CVConfig) -> tuple[dict[str, StepTiming], Plan | None]:
-        timings = {
-            architecture: runner.time_steps(data, config, architecture)
-            for architecture in dict.fromkeys(config.members)
-        }
-        for timing in timings.values():
-            alone = timing.uncrowded_step_seconds
-            last_round = (
-                f" ({alone * 1000:.0f} ms with {runner.cores} busy)" if alone is not None else ""
-            )
-            log(
-                f"  {timing.architecture}: {timing.step_seconds * 1000:.0f} ms a step of "
-                f"{config.batch_size}{last_round}, "
-                f"{epoch_seconds(timing, rows(config.folds), config):.0f} s "
-                f"an epoch with {config.workers} worker(s)"
-            )
-        return timings, plan_for(config, timings)
+    trials = {}  # recipe (preset) -> seconds an epoch in each precision, where "auto"
 
-    timings, plan = timed_plan(config)
-    details = {}
+    def timed_plan(config: CVConfig) -> tuple[CVConfig, dict[str, StepTiming], Plan | None]:
+        if config.precision == "auto":
+            config, timings, trial = choose_precision(config, data, runner, log)
+            trials[config.preset] = trial
+        else:
+            timings = time_members(config, data, runner, log)
+        return config, timings, plan_for(config, timings)
+
+    # the recipe from the options as given: the trial may have settled an "auto" precision
     cheaper = short_budget_recipe(config)
+    config, timings, plan = timed_plan(config)
+    details = {}
     if cheaper is not None and (
         plan is None or passes(config, plan.epochs) < MIN_EPOCHS_PER_MEMBER
     ):
-        cheaper_timings, cheaper_plan = timed_plan(cheaper)
+        cheaper, cheaper_timings, cheaper_plan = timed_plan(cheaper)
         fewest = PRESETS[cheaper.preset].folds
         if (
             not keep_folds
@@ -281,7 +328,12 @@ def fit_budget(
             config, timings, plan = cheaper, cheaper_timings, cheaper_plan
     if plan is None:
         plan = plan_budget(
-            config, timings, rows(config.folds), config.workers, seconds_left(), runner.cores
+            config,
+            timings,
+            fold_rows(data, config.folds),
+            config.workers,
+            seconds_left(),
+            runner.cores,
         )
     config = replace(config, members=plan.members, epochs=plan.epochs)
     shorter = "" if config.whole_epochs == config.epochs else f" (as {config.whole_epochs} shorter)"
@@ -292,8 +344,11 @@ def fit_budget(
     )
     # with a core to itself, as Progress counts it
     overheads = [
-        overhead_seconds(timings[name], rows(config.folds), config.tta) for name in plan.members
+        overhead_seconds(timings[name], fold_rows(data, config.folds), config.tta)
+        for name in plan.members
     ]
+    if config.preset in trials:
+        details["precision_trial"] = trials[config.preset]
     details |= plan.to_dict() | {
         "step_seconds": {name: round(t.step_seconds, 4) for name, t in timings.items()},
         "pair_overhead_seconds": round(plan.crowded_speed * float(np.mean(overheads)), 1),
@@ -317,6 +372,7 @@ CLI_FIELDS = [
     "early_stopping",
     "ema",
     "select_hard",
+    "precision",
     "workers",
 ]
 

@@ -37,11 +37,21 @@ def register(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
     return add
 
 
-def build_model(name: str, image_shape: tuple[int, int, int], num_classes: int):
+def build_model(
+    name: str, image_shape: tuple[int, int, int], num_classes: int, precision: str = "float32"
+):
+    """Architecture `name`, its layers built with the Keras dtype policy `precision` (saved
+    with the model); the probabilities stay float32 (_classify)."""
     if name not in ARCHITECTURES:
         known = ", ".join(sorted(ARCHITECTURES))
         raise KeyError(f"unknown architecture '{name}' (known: {known})")
-    return ARCHITECTURES[name](tuple(image_shape), num_classes)
+    # the global policy is what every layer built meanwhile takes as its own
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        return ARCHITECTURES[name](tuple(image_shape), num_classes)
+    finally:
+        keras.config.set_dtype_policy(before)
 
 
 def deskewed(model):

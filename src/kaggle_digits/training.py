@@ -59,7 +59,7 @@ def train_model(
     curves, unless config.early_stopping asks to pick the best epoch on them.
     """
     keras.utils.set_random_seed(seed)
-    model = build_model(architecture, images.shape[1:], num_classes)
+    model = build_model(architecture, images.shape[1:], num_classes, config.precision)
     if config.deskew:
         model = deskewed(model)
     inputs = keras.Input(shape=images.shape[1:], dtype="uint8")
