@@ -26,7 +26,8 @@ from kaggle_digits.ray_pairs import RayPairs, pair_resources
 pytest.importorskip("ray")
 
 BIN = Path(sys.executable).parent
-TWO_PAIRS = ["--folds", "2", "--members", "lc-cnn", "--seed", "3"]
+# one precision: with the preset's "auto", two runs' trials could choose differently
+TWO_PAIRS = ["--folds", "2", "--members", "lc-cnn", "--seed", "3", "--precision", "float32"]
 
 
 def command(small, tmp_path, *args) -> list[str]:
