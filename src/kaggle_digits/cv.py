@@ -272,14 +272,12 @@ def fit_budget(
     def seconds_left() -> float:
         return config.budget_minutes * 60 - (time.perf_counter() - started)
 
+    def rows(folds: int) -> Rows:
+        return fold_rows(data, folds)
+
     def plan_for(config: CVConfig, timings: dict[str, StepTiming]) -> Plan | None:
         return best_plan(
-            config,
-            timings,
-            fold_rows(data, config.folds),
-            config.workers,
-            seconds_left(),
-            runner.cores,
+            config, timings, rows(config.folds), config.workers, seconds_left(), runner.cores
         )
 
     trials = {}  # recipe (preset) -> seconds an epoch in each precision, where "auto"
@@ -328,12 +326,7 @@ def fit_budget(
             config, timings, plan = cheaper, cheaper_timings, cheaper_plan
     if plan is None:
         plan = plan_budget(
-            config,
-            timings,
-            fold_rows(data, config.folds),
-            config.workers,
-            seconds_left(),
-            runner.cores,
+            config, timings, rows(config.folds), config.workers, seconds_left(), runner.cores
         )
     config = replace(config, members=plan.members, epochs=plan.epochs)
     shorter = "" if config.whole_epochs == config.epochs else f" (as {config.whole_epochs} shorter)"
@@ -344,8 +337,7 @@ def fit_budget(
     )
     # with a core to itself, as Progress counts it
     overheads = [
-        overhead_seconds(timings[name], fold_rows(data, config.folds), config.tta)
-        for name in plan.members
+        overhead_seconds(timings[name], rows(config.folds), config.tta) for name in plan.members
     ]
     if config.preset in trials:
         details["precision_trial"] = trials[config.preset]
