@@ -3,6 +3,7 @@
 import io
 import json
 import math
+import time
 import zipfile
 from dataclasses import replace
 
@@ -218,3 +219,34 @@ def test_a_crowd_of_workers_is_timed_again_as_its_last_round_runs(monkeypatch):
         is None
     )
     assert busy == [2]
+
+
+def test_a_trials_wait_for_the_other_workers_is_not_timed(small):
+    from kaggle_digits import pairs
+
+    waits = []
+
+    def wait_for_the_others():
+        waits.append(time.perf_counter())
+        time.sleep(2.0)  # counted in the timed steps, it would add ~40 ms to each
+
+    data = small_data(load_small(small))
+    started = time.perf_counter()
+    timing = pairs.time_steps(data, CVConfig(batch_size=32), "mlp", wait_for_the_others)
+    assert len(waits) == 1
+    assert timing.step_seconds < 0.03
+    assert timing.startup_seconds < waits[0] - started  # the warm-up steps came before it
+
+
+def test_workers_sharing_cores_time_their_steps_together_in_both_rounds(small, monkeypatch):
+    """Three workers on two cores: the crowded round waits for all three, the last round's
+    for two; neither waits for a worker that is not in it."""
+    from kaggle_digits import pairs
+
+    monkeypatch.setattr(pairs, "cpu_count", lambda: 2)
+    data = small_data(load_small(small))
+    with pairs.LocalWorkers(3) as runner:
+        started = time.perf_counter()
+        timing = runner.time_steps(data, CVConfig(batch_size=32), "mlp")
+    assert timing.uncrowded_step_seconds is not None
+    assert time.perf_counter() - started < pairs.TRIAL_WAIT_SECONDS

@@ -13,6 +13,7 @@ than 1), so two single-threaded processes, each training its own pair, get throu
 twice the images per second of one two-threaded process.
 """
 
+import contextlib
 import ctypes
 import math
 import multiprocessing
@@ -20,6 +21,7 @@ import queue
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -151,19 +153,30 @@ TRIAL_IMAGES = 1536
 # tiny-cnn's first trial in new worker processes read 266 ms a step, a second and third 214 and
 # 203, and its epochs then ran at 185-218 ms (two workers, 256 images a step).
 TRIAL_WARMUP_STEPS = 8
+# how long a worker of a trial waits for the others to finish their warm-up steps; past it
+# (a worker failed), it times its steps alone
+TRIAL_WAIT_SECONDS = 300.0
 
 
-def time_steps(data: TrainingData, config: CVConfig, architecture: str) -> StepTiming:
+def time_steps(
+    data: TrainingData,
+    config: CVConfig,
+    architecture: str,
+    start_timing: Callable[[], None] | None = None,
+) -> StepTiming:
     """Train `architecture` for a few steps (after TRIAL_WARMUP_STEPS) and predict a few
-    batches."""
+    batches. `start_timing`, if given, is called once the warm-up steps are done, and returns
+    when the timed steps may begin (when the other workers of the trial are ready too)."""
     import keras
 
-    from kaggle_digits.training import BatchClock, predict_batches, train_model
+    from kaggle_digits.training import AfterSteps, BatchClock, predict_batches, train_model
 
     batch = config.batch_size
     steps = max(12, math.ceil(TRIAL_IMAGES / batch))
     rows = (steps + TRIAL_WARMUP_STEPS) * batch
     clock = BatchClock()
+    # the hook first, so that the clock's first timed step ends after the wait
+    callbacks = [AfterSteps(TRIAL_WARMUP_STEPS, start_timing)] if start_timing else []
     started = time.perf_counter()
     # np.resize repeats a small data set until it fills the trial
     model, _ = train_model(
@@ -173,7 +186,7 @@ def time_steps(data: TrainingData, config: CVConfig, architecture: str) -> StepT
         replace(config, epochs=1, select_hard=0.0),  # the same steps on any rows
         data.num_classes,
         seed=0,
-        callbacks=[clock],
+        callbacks=[*callbacks, clock],
     )
     timed = clock.batch_ends[TRIAL_WARMUP_STEPS - 1 :]
     step_seconds = (timed[-1] - timed[0]) / (len(timed) - 1)
@@ -266,6 +279,7 @@ class LocalWorkers:
         self.cores = min(workers, cpu_count())
         self._pool: ProcessPoolExecutor | None = None
         self._reports = None
+        self._trial_barriers: dict = {}  # workers in a trial -> their multiprocessing.Barrier
 
     def __enter__(self) -> "LocalWorkers":
         return self
@@ -292,12 +306,17 @@ class LocalWorkers:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")  # no forked TensorFlow state
             self._reports = context.Queue()
+            # handed to the processes as they start: a trial of `count` workers waits on the
+            # barrier of that many parties (every worker, then as many as there are cores)
+            self._trial_barriers = {
+                count: context.Barrier(count) for count in {self.workers, self.cores}
+            }
             with thread_limit(self.threads):
                 self._pool = ProcessPoolExecutor(
                     self.workers,
                     mp_context=context,
                     initializer=_start_worker,
-                    initargs=(data, self._reports),
+                    initargs=(data, self._reports, self._trial_barriers),
                 )
                 # start them all now, while the thread limit is in the environment
                 for future in [self._pool.submit(_ready) for _ in range(self.workers)]:
@@ -335,7 +354,9 @@ class LocalWorkers:
     def time_steps(self, data: TrainingData, config: CVConfig, architecture: str) -> StepTiming:
         """Every worker times the same steps at once: the cores are then as busy as in the run.
         With more workers than cores, as many as there are cores time them again, as in the
-        run's last round."""
+        run's last round. The workers start their timed steps together: a few seconds of steps
+        timed while another worker still builds its net read fast (measured, 2026-11-30:
+        unsynchronised trials read ~10% under the epochs that followed)."""
         crowded = mean_timing(self._time_at_once(data, config, architecture, self.workers))
         if self.workers <= self.cores:
             return crowded
@@ -356,7 +377,9 @@ class LocalWorkers:
         self, data: TrainingData, config: CVConfig, architecture: str, count: int
     ) -> list[StepTiming]:
         pool = self.pool(data)
-        futures = [pool.submit(_time_in_worker, config, architecture) for _ in range(count)]
+        self._trial_barriers[count].reset()  # mended, had a worker failed in an earlier trial
+        # a worker waiting at the barrier takes no other task, so each goes to its own worker
+        futures = [pool.submit(_time_in_worker, config, architecture, count) for _ in range(count)]
         return [future.result() for future in futures]
 
     def _forward_reports(self, report: Report) -> None:
@@ -384,13 +407,14 @@ def make_runner(config: CVConfig, ray_address: str | None = None) -> Runner:
 
 _worker_data: TrainingData | None = None
 _worker_reports = None
+_worker_trial_barriers: dict = {}
 
 
-def _start_worker(data: TrainingData, reports) -> None:
-    global _worker_data, _worker_reports
+def _start_worker(data: TrainingData, reports, trial_barriers: dict) -> None:
+    global _worker_data, _worker_reports, _worker_trial_barriers
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
-    _worker_data, _worker_reports = data, reports
+    _worker_data, _worker_reports, _worker_trial_barriers = data, reports, trial_barriers
     import_keras()
 
 
@@ -403,8 +427,15 @@ def _fit_in_worker(config: CVConfig, pair: Pair, fold_of_row: np.ndarray) -> Pai
     return fit_pair(data, config, pair, _worker_reports.put)
 
 
-def _time_in_worker(config: CVConfig, architecture: str) -> StepTiming:
-    return time_steps(_worker_data, config, architecture)
+def _time_in_worker(config: CVConfig, architecture: str, workers_in_trial: int) -> StepTiming:
+    barrier = _worker_trial_barriers[workers_in_trial]
+
+    def start_timing() -> None:
+        # broken: another worker of the trial failed, and its error reaches the driver
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(TRIAL_WAIT_SECONDS)
+
+    return time_steps(_worker_data, config, architecture, start_timing)
 
 
 def _die_with_parent() -> None:

@@ -310,6 +310,20 @@ class EpochReporter(keras.callbacks.Callback):
         return max(0.0, self.first_step_end - self.started - other_step)
 
 
+class AfterSteps(keras.callbacks.Callback):
+    """Calls `hook()` once, as training step `steps` (counted from 1) ends."""
+
+    def __init__(self, steps: int, hook: Callable[[], None]) -> None:
+        super().__init__()
+        self.steps, self.hook = steps, hook
+        self.done = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.done += 1
+        if self.done == self.steps:
+            self.hook()
+
+
 class BatchClock(keras.callbacks.Callback):
     """When each training step ended."""
 
