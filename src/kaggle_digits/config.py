@@ -121,8 +121,8 @@ PRESETS = {
         workers=0,
         precision="auto",
     ),
-    # the best ensemble that fits an hour on a 2-core CPU: a plan for 90% of the 58 minutes
-    # left after the trial leaves room for the machine slowing down by ~15% during the run
+    # the best ensemble that fits an hour on a 2-core CPU: a plan for 90% of what the trial
+    # leaves of 58 minutes leaves room for the machine slowing down by ~15% during the run
     # select_hard=2: each epoch after the first trains on the third of the rows the model finds
     # hardest. Measured side by side (one fold of the full data, the same time): strided-cnn
     # x 10 epochs 0.99333 / 0.99548 (log-loss 0.0205 / 0.0193); x 18 epochs of a third
