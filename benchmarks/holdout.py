@@ -86,6 +86,7 @@ def holdout_run(
     return {
         "members": ",".join(saved["members"]),
         "epochs": saved["epochs"],
+        "select_hard": saved.get("select_hard", 0.0),  # an epoch: 1 / (1 + select_hard) of the rows
         "execution": saved["execution"],
         "minutes": round(wall / 60, 2),
         "oof_accuracy": result.metrics["oof_accuracy"],

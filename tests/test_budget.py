@@ -437,3 +437,18 @@ def test_the_frontier_figure_shows_each_budget_and_the_references(tmp_path):
     path = frontier_figure(points, references, tmp_path / "reports" / "frontier.png")
     assert matplotlib.image.imread(path).shape[:2] > (200, 300)
     assert list(path.parent.iterdir()) == [path]  # nothing half-written beside it
+
+
+def test_the_frontier_labels_say_when_an_epoch_is_a_share_of_the_rows():
+    from kaggle_digits.plots import frontier_label
+
+    point = {"budget": 30.0, "members": "strided-cnn", "epochs": 36.3}
+    assert frontier_label(point | {"select_hard": 2.0}) == (
+        "30-min budget: strided-cnn x 36.3 epochs of 1/3"
+    )
+    assert (
+        frontier_label(point | {"select_hard": 0.0}) == "30-min budget: strided-cnn x 36.3 epochs"
+    )
+    # a row of a frontier.csv written before the column existed
+    assert frontier_label(point | {"select_hard": float("nan")}).endswith("36.3 epochs")
+    assert frontier_label(point).endswith("36.3 epochs")

@@ -173,7 +173,7 @@ def frontier_figure(points: Sequence[dict], references: Sequence[dict], path: Pa
     axis.plot(minutes, [p["test_accuracy"] for p in points], "s--", label="held-out test")
     for point in points:
         axis.annotate(
-            f"{point['budget']:g}-min budget: {point['members']} x {point['epochs']}",
+            frontier_label(point),
             (point["minutes"], point["oof_accuracy"]),
             textcoords="offset points",
             xytext=(4, -12),
@@ -194,3 +194,14 @@ def frontier_figure(points: Sequence[dict], references: Sequence[dict], path: Pa
     axis.grid(alpha=0.3)
     axis.legend(loc="lower right")
     return _save(figure, path)
+
+
+def frontier_label(point: dict) -> str:
+    """What a budget chose, as the frontier figure labels it: "30-min budget: strided-cnn x
+    36.3 epochs of 1/3", where each epoch trained on the hardest third of the rows
+    (CVConfig.select_hard = 2); points saved before select_hard was recorded have none."""
+    label = f"{point['budget']:g}-min budget: {point['members']} x {point['epochs']:g} epochs"
+    select_hard = point.get("select_hard", 0.0)  # NaN (never > 0) in older frontier.csv rows
+    if select_hard > 0:
+        label += f" of 1/{1 + select_hard:g}"
+    return label
