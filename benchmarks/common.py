@@ -10,13 +10,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is impor
 
 
 def cv_arguments(description: str, runs_dir: Path = Path("runs")) -> argparse.ArgumentParser:
-    """--data (the competition zip), --preset, --folds, --tta, --deskew/--no-deskew,
+    """--data (the competition zip), --preset, --folds, --tta, --tta-views, --deskew/--no-deskew,
     --select-hard, --precision and --runs-dir."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, required=True, help="the competition zip")
     parser.add_argument("--preset", default="default")
     parser.add_argument("--folds", type=int, default=None, help="default: the preset's")
     parser.add_argument("--tta", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--tta-views", default=None, help="shifts or rotations (the preset's)")
     parser.add_argument(
         "--deskew", action=argparse.BooleanOptionalAction, help="default: the preset's"
     )
@@ -31,6 +32,7 @@ def preset_options(args: argparse.Namespace) -> dict:
     return {
         "folds": args.folds,
         "tta": args.tta,
+        "tta_views": args.tta_views,
         "deskew": args.deskew,
         "select_hard": args.select_hard,
         "precision": args.precision,

@@ -214,7 +214,15 @@ def test_cli_rejects_bad_options(small, tmp_path):
     assert_user_error(cv_cli(small, tmp_path, "--members", "mlp,nope"), "unknown architecture nope")
     assert_user_error(cv_cli(small, tmp_path, "--preset", "huge"), "unknown preset 'huge'")
     assert_user_error(cv_cli(small, tmp_path, "--folds", "1"), "--folds must be at least 2")
-    assert_user_error(cv_cli(small, tmp_path, "--tta", "13"), "--tta must be between 0 and 12")
+    # the default preset's views turn the image: 6 of them, where there are 12 shifts
+    assert_user_error(cv_cli(small, tmp_path, "--tta", "7"), "--tta must be between 0 and 6")
+    assert_user_error(
+        cv_cli(small, tmp_path, "--tta-views", "shifts", "--tta", "13"),
+        "--tta must be between 0 and 12",
+    )
+    assert_user_error(
+        cv_cli(small, tmp_path, "--tta-views", "flips"), "--tta-views must be one of shifts"
+    )
     assert_user_error(cv_cli(small, tmp_path, "--select-hard", "-1"), "--select-hard must be 0")
     assert_user_error(
         cv_cli(small, tmp_path, "--precision", "float16"),

@@ -165,13 +165,47 @@ def test_tta_averages_the_image_and_its_first_shifted_copies():
     np.testing.assert_allclose(plain, predict_batches(model, images), atol=1e-6)
 
 
-def test_tta_beyond_the_shifts_is_refused():
-    from kaggle_digits.config import TTA_SHIFTS, preset_config
+def test_rotated_turns_the_image_anticlockwise_about_its_centre():
+    from kaggle_digits.training import rotated
+
+    image = np.zeros((1, 28, 28, 1), np.uint8)
+    image[0, 13, 20, 0] = 200  # right of the centre (13.5, 13.5)
+    turned = rotated(image, 90.0)
+    assert turned.dtype == np.uint8 and turned.shape == image.shape
+    row, column = np.unravel_index(turned[0, :, :, 0].argmax(), (28, 28))
+    assert (row, column) == (7, 13)  # now above it
+    assert rotated(image, 0.0).tolist() == image.tolist()
+    slightly = rotated(image, 4.0)  # resampled: the dot spreads over its neighbours
+    assert 0 < slightly.max() < 200 and (slightly > 0).sum() > 1
+
+
+def test_tta_can_average_rotated_copies_in_place_of_shifted_ones():
+    from kaggle_digits.config import TTA_ROTATIONS, CVConfig
+    from kaggle_digits.training import predict_batches, predict_probs, rotated
+
+    model = build_model("mlp", (28, 28, 1), 10)
+    images = np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
+    views = [images] + [rotated(images, degrees) for degrees in TTA_ROTATIONS[:2]]
+    expected = np.mean([predict_batches(model, view) for view in views], axis=0)
+    config = CVConfig(tta=2, tta_views="rotations")
+    np.testing.assert_allclose(predict_probs(model, images, config), expected, atol=1e-6)
+    shifts = predict_probs(model, images, CVConfig(tta=2))
+    assert np.abs(shifts - expected).max() > 1e-4
+
+
+def test_tta_beyond_the_views_is_refused():
+    from kaggle_digits.config import TTA_ROTATIONS, TTA_SHIFTS, preset_config
     from kaggle_digits.errors import UserError
 
     assert preset_config("quick", tta=len(TTA_SHIFTS)).tta == len(TTA_SHIFTS)
     with pytest.raises(UserError, match="--tta must be between 0 and 12"):
         preset_config("quick", tta=len(TTA_SHIFTS) + 1)
+    rotations = preset_config("quick", tta=len(TTA_ROTATIONS), tta_views="rotations")
+    assert rotations.tta == 6
+    with pytest.raises(UserError, match="--tta must be between 0 and 6"):
+        preset_config("quick", tta=7, tta_views="rotations")
+    with pytest.raises(UserError, match="--tta-views must be one of shifts, rotations"):
+        preset_config("quick", tta_views="flips")
 
 
 def test_keep_hardest_keeps_a_share_of_the_rows_weighted_to_the_hardest():

@@ -164,7 +164,15 @@ def cv(
     tta: Annotated[
         int | None,
         typer.Option(
-            help="Copies shifted by 1-2 pixels averaged at prediction time (0: off, at most 12)."
+            help="Copies of each image averaged with it at prediction time (0: off; at most 12 "
+            "shifts, 6 rotations)."
+        ),
+    ] = None,
+    tta_views: Annotated[
+        str | None,
+        typer.Option(
+            help="The copies: shifts (moved by 1-2 pixels) or rotations (turned by 4, 8, 12 "
+            "degrees either way; the default preset's)."
         ),
     ] = None,
     label_smoothing: Annotated[
@@ -253,6 +261,7 @@ def cv(
         batch_size=batch_size,
         seed=seed,
         tta=tta,
+        tta_views=tta_views,
         label_smoothing=label_smoothing,
         augment=augment,
         deskew=deskew,

@@ -23,6 +23,13 @@ TTA_SHIFTS = (
     (1, 1), (1, -1), (-1, 1), (-1, -1),
 )  # fmt: skip
 
+# Or the image turned by a few degrees (clockwise, anticlockwise), nearest first: resampled
+# (bilinear), as every training image is by the random augmentation, where the test images
+# are not. Measured on the saved fold models of a holdout run of the default preset (strided-cnn
+# x 36.3 epochs of a third): OOF 0.99545 without views, 0.99562 with 4 shifts, 0.99604 with
+# these 4 (log-loss 0.0161, 0.0156, 0.0146); one view blurred by half a pixel alone 0.99595.
+TTA_ROTATIONS = (4.0, -4.0, 8.0, -8.0, 12.0, -12.0)  # degrees
+TTA_VIEWS = {"shifts": TTA_SHIFTS, "rotations": TTA_ROTATIONS}
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -50,7 +57,8 @@ class CVConfig:
     # presets turn it on; False here, as in runs saved before it existed, whose models have no
     # such layer.
     deskew: bool = False
-    tta: int = 0  # shifted copies of each image averaged with it at prediction time (TTA_SHIFTS)
+    tta: int = 0  # copies of each image averaged with it at prediction time (TTA_VIEWS)
+    tta_views: str = "shifts"  # which copies: moved by whole pixels, or turned a few degrees
     early_stopping: int = 0  # patience on the held-out fold; > 0 makes the CV score optimistic
     ema: float = 0.0  # momentum of an exponential moving average of the weights; 0: off
     # Train each epoch after the first on the rows the model finds hardest ("selective
@@ -130,9 +138,16 @@ PRESETS = {
     # tta=4: measured on the saved fold models of three runs of this preset (mixed_bfloat16),
     # the same models with and without the 4 one-pixel shifts: full data, OOF 0.99574 ->
     # 0.99593 and 0.99533 -> 0.99564 (log-loss -4%, -6%); holdout split, OOF 0.99557 ->
-    # 0.99574, held-out 0.99655 -> 0.99679; the views cost about one of ~70 epochs of a third
+    # 0.99574, held-out 0.99655 -> 0.99679; the views cost about one of ~70 epochs of a third.
+    # Turned by 4 and 8 degrees either way in place of shifted: see TTA_ROTATIONS
     "default": CVConfig(
-        deskew=True, tta=4, budget_minutes=58, workers=0, select_hard=2.0, precision="auto"
+        deskew=True,
+        tta=4,
+        tta_views="rotations",
+        budget_minutes=58,
+        workers=0,
+        select_hard=2.0,
+        precision="auto",
     ),
     # for a GPU: a diverse ensemble of bigger nets, long schedules, test-time augmentation
     "strong": CVConfig(
@@ -173,12 +188,14 @@ def validate(config: CVConfig) -> None:
         raise UserError(
             f"unknown architecture {', '.join(unknown)} (known: {', '.join(sorted(ARCHITECTURES))})"
         )
+    views = TTA_VIEWS.get(config.tta_views, TTA_SHIFTS)
     checks = {
         "--folds must be at least 2": config.folds >= 2,
         "--members needs at least one architecture": len(config.members) >= 1,
         "--epochs must be at least 1": config.epochs >= 1,
         "--batch-size must be at least 1": config.batch_size >= 1,
-        f"--tta must be between 0 and {len(TTA_SHIFTS)}": 0 <= config.tta <= len(TTA_SHIFTS),
+        f"--tta-views must be one of {', '.join(TTA_VIEWS)}": config.tta_views in TTA_VIEWS,
+        f"--tta must be between 0 and {len(views)}": 0 <= config.tta <= len(views),
         "--ema must be 0 (off) or between 0 and 1": 0 <= config.ema < 1,
         "--select-hard must be 0 (off) or more": config.select_hard >= 0,
         f"--precision must be auto or one of {', '.join(PRECISIONS)}": config.precision

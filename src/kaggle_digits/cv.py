@@ -358,6 +358,7 @@ CLI_FIELDS = [
     "batch_size",
     "seed",
     "tta",
+    "tta_views",
     "label_smoothing",
     "augment",
     "deskew",
