@@ -202,12 +202,12 @@ def predict_probs(model: keras.Model, images: np.ndarray, config: CVConfig) -> n
     """Class probabilities; with config.tta = k, the mean over the image and its first k
     copies of config.tta_views: moved by TTA_SHIFTS, or turned by TTA_ROTATIONS."""
     probs = predict_batches(model, images)
-    for view in test_time_views(images, config):
+    for view in prediction_views(images, config):
         probs = probs + predict_batches(model, view)
     return np.asarray(probs / (config.tta + 1), dtype=np.float32)
 
 
-def test_time_views(images: np.ndarray, config: CVConfig) -> Iterator[np.ndarray]:
+def prediction_views(images: np.ndarray, config: CVConfig) -> Iterator[np.ndarray]:
     """The first config.tta copies of `images` of the kind config.tta_views, one at a time."""
     if config.tta_views == "rotations":
         for degrees in TTA_ROTATIONS[: config.tta]:
