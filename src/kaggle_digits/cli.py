@@ -242,6 +242,7 @@ def cv(
 
     Examples: kaggle-digits cv --preset quick; kaggle-digits cv --budget 10;
     kaggle-digits cv --preset quick --no-deskew --tta 8; kaggle-digits cv --select-hard 0;
+    kaggle-digits cv --tta-views shifts; kaggle-digits cv --preset quick --tta-views rotations;
     kaggle-digits cv --precision float32;
     kaggle-digits cv --folds 5 --members fast-cnn,resnet --epochs 20 --workers 2 --ema 0.999;
     kaggle-digits cv --ray 10.0.0.5:6379; kaggle-digits cv --resume 20261123-101500-default
