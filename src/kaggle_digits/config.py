@@ -55,7 +55,7 @@ class CVConfig:
     shift: float = 0.10
     # straighten slanted handwriting in front of the net (layers.Deskew). Measured side by side
     # (2 folds of the holdout split, fold 0, the same time): tiny-cnn x 10 epochs 0.99137 ->
-    # 0.99226-0.99280, strided-cnn x 4 epochs 0.98869 -> 0.99131 (README, "Presets"). The
+    # 0.99226-0.99280, strided-cnn x 4 epochs 0.98869 -> 0.99131 (docs/measurements.md). The
     # presets turn it on; False here, as in runs saved before it existed, whose models have no
     # such layer.
     deskew: bool = False
@@ -118,14 +118,16 @@ PRESETS = {
     # train both pairs in one round, and the run's work is (folds - 1) passes over the data
     # an epoch, so 2 folds buy three times the epochs of 4. Measured, 4.5-minute budget:
     # 2 folds x 15.2 epochs OOF 0.99179, held-out 0.99333; 3 folds x 5.5, 0.98958 / 0.99143;
-    # 4 folds x 3.4, 0.98795 / 0.99036 (see README, "Benchmarks")
+    # 4 folds x 3.4, 0.98795 / 0.99036 (see docs/measurements.md)
     "quick": CVConfig(
         preset="quick",
         folds=2,
         members=("tiny-cnn",),
         batch_size=256,
         learning_rate=6e-3,
-        tta=4,  # same models +0.0013 OOF; at equal time, fewer epochs, +0.0003-0.0008 (README)
+        # same models +0.0013 OOF; at equal time, fewer epochs, +0.0003-0.0008
+        # (docs/measurements.md)
+        tta=4,
         deskew=True,
         budget_minutes=4.5,
         workers=0,
@@ -136,7 +138,7 @@ PRESETS = {
     # select_hard=2: each epoch after the first trains on the third of the rows the model finds
     # hardest. Measured side by side (one fold of the full data, the same time): strided-cnn
     # x 10 epochs 0.99333 / 0.99548 (log-loss 0.0205 / 0.0193); x 18 epochs of a third
-    # 0.99512 / 0.99571 (0.0165 / 0.0166) (README, "Presets")
+    # 0.99512 / 0.99571 (0.0165 / 0.0166) (docs/measurements.md)
     # tta=4: measured on the saved fold models of three runs of this preset (mixed_bfloat16),
     # the same models with and without the 4 one-pixel shifts: full data, OOF 0.99574 ->
     # 0.99593 and 0.99533 -> 0.99564 (log-loss -4%, -6%); holdout split, OOF 0.99557 ->
