@@ -183,9 +183,13 @@ class TimedRunner:
     cores = 2
 
     def __init__(
-        self, step_seconds: dict[str, float], speedup: dict[str, float] | None = None
+        self,
+        step_seconds: dict[str, float],
+        speedup: dict[str, float] | None = None,
+        restart_seconds: float = 0.0,
     ) -> None:
         self.step_seconds, self.speedup = step_seconds, speedup or {}
+        self.restart_seconds = restart_seconds
         self.timed = []
 
     def time_steps(self, data, config, architecture):
@@ -234,6 +238,14 @@ def test_a_budget_long_enough_keeps_the_presets_net():
     assert runner.timed == ["strided-cnn", "strided-cnn"]
     assert (config.preset, config.members) == ("default", ("strided-cnn",))
     assert config.epochs >= 6 and "switched_from" not in plan
+
+
+def test_the_plan_leaves_the_time_fresh_workers_take_to_start():
+    steps = {"strided-cnn": 0.05, "tiny-cnn": 0.05}
+    config, plan = fit(60, TimedRunner(steps))
+    later, later_plan = fit(60, TimedRunner(steps, restart_seconds=300))
+    assert later.epochs < config.epochs
+    assert later_plan["estimated_minutes"] <= (60 - 5) * SAFETY
 
 
 def test_auto_precision_takes_the_one_the_trial_finds_faster_and_says_so_for_a_rerun():

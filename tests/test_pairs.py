@@ -3,6 +3,7 @@
 import io
 import json
 import math
+import multiprocessing
 import time
 import zipfile
 from dataclasses import replace
@@ -250,3 +251,22 @@ def test_workers_sharing_cores_time_their_steps_together_in_both_rounds(small, m
         timing = runner.time_steps(data, CVConfig(batch_size=32), "mlp")
     assert timing.uncrowded_step_seconds is not None
     assert time.perf_counter() - started < pairs.TRIAL_WAIT_SECONDS
+
+
+def test_the_pairs_train_in_fresh_workers_after_a_trial(small):
+    """A process keeps what a trial's nets held: the pairs start in new worker processes."""
+    from kaggle_digits import pairs
+    from kaggle_digits.cv import all_pairs
+
+    data = small_data(load_small(small))
+    config = replace(TINY, members=("mlp",), workers=2)
+    finished = []
+    with pairs.LocalWorkers(2) as runner:
+        runner.time_steps(data, config, "mlp")
+        trial_workers = {process.pid for process in multiprocessing.active_children()}
+        runner.run(data, config, all_pairs(config), lambda report: None, finished.append)
+        pair_workers = {process.pid for process in multiprocessing.active_children()}
+    assert len(trial_workers) == len(pair_workers) == 2
+    assert not trial_workers & pair_workers
+    assert sorted(output.pair.fold for output in finished) == [0, 1]
+    assert runner.restart_seconds > 0  # measured as the workers started

@@ -270,7 +270,8 @@ def fit_budget(
     log(f"budget {config.budget_minutes:g} min: timing a few training steps of each member")
 
     def seconds_left() -> float:
-        return config.budget_minutes * 60 - (time.perf_counter() - started)
+        # the pairs then wait for fresh workers (pairs.LocalWorkers.run)
+        return config.budget_minutes * 60 - (time.perf_counter() - started) - runner.restart_seconds
 
     def rows(folds: int) -> Rows:
         return fold_rows(data, folds)

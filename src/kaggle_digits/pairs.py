@@ -213,6 +213,7 @@ def mean_timing(timings: Sequence[StepTiming]) -> StepTiming:
 class Runner(Protocol):
     workers: int  # pairs trained at once
     cores: int  # pairs that run at full speed at once; more workers share them
+    restart_seconds: float  # the pairs' wait for fresh workers after a trial (measured)
 
     def describe(self) -> dict:
         """How the pairs are executed, for config.json."""
@@ -240,6 +241,7 @@ class InProcess:
 
     workers = 1
     cores = 1
+    restart_seconds = 0.0
 
     def __enter__(self) -> "InProcess":
         import_keras()
@@ -280,6 +282,8 @@ class LocalWorkers:
         self._pool: ProcessPoolExecutor | None = None
         self._reports = None
         self._trial_barriers: dict = {}  # workers in a trial -> their multiprocessing.Barrier
+        self._trialled = False  # whether the workers now running have trained a trial's nets
+        self.restart_seconds = 0.0  # how long the workers took to start, the last time
 
     def __enter__(self) -> "LocalWorkers":
         return self
@@ -311,6 +315,7 @@ class LocalWorkers:
             self._trial_barriers = {
                 count: context.Barrier(count) for count in {self.workers, self.cores}
             }
+            started = time.perf_counter()
             with thread_limit(self.threads):
                 self._pool = ProcessPoolExecutor(
                     self.workers,
@@ -321,12 +326,14 @@ class LocalWorkers:
                 # start them all now, while the thread limit is in the environment
                 for future in [self._pool.submit(_ready) for _ in range(self.workers)]:
                     future.result()
+            self.restart_seconds = time.perf_counter() - started
         return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+            self._trialled = False
 
     def run(
         self,
@@ -336,6 +343,11 @@ class LocalWorkers:
         report: Report,
         done: Done,
     ) -> None:
+        if self._trialled:
+            # A process never gives back what a net held: after the trial's nets (two
+            # precisions, both rounds) a strided-cnn worker held ~820 MiB, ~150 MiB more than
+            # after one net (docs/measurements.md). The pairs start in fresh workers.
+            self.close()
         pool = self.pool(data)
         # the folds go with each pair: a short budget may have chosen fewer after the workers
         # got the data
@@ -378,6 +390,7 @@ class LocalWorkers:
         self, data: TrainingData, config: CVConfig, architecture: str, count: int
     ) -> list[StepTiming]:
         pool = self.pool(data)
+        self._trialled = True
         self._trial_barriers[count].reset()  # mended, had a worker failed in an earlier trial
         # a worker waiting at the barrier takes no other task, so each goes to its own worker
         futures = [pool.submit(_time_in_worker, config, architecture, count) for _ in range(count)]

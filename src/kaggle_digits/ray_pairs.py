@@ -62,6 +62,7 @@ class RayPairs:
         self.workers = workers or 1
         self.threads = 1
         self.gpus = 0
+        self.restart_seconds = 0.0  # Ray keeps its workers
         self._data_refs: dict[int, object] = {}
 
     def __enter__(self) -> "RayPairs":
