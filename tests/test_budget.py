@@ -246,6 +246,7 @@ def test_the_plan_leaves_the_time_fresh_workers_take_to_start():
     later, later_plan = fit(60, TimedRunner(steps, restart_seconds=300))
     assert later.epochs < config.epochs
     assert later_plan["estimated_minutes"] <= (60 - 5) * SAFETY
+    assert later_plan["worker_start_seconds"] == 300 and "worker_start_seconds" not in plan
 
 
 def test_auto_precision_takes_the_one_the_trial_finds_faster_and_says_so_for_a_rerun():

@@ -348,6 +348,8 @@ def fit_budget(
     }
     if config.workers > runner.cores:
         details["crowded_speed"] = round(plan.crowded_speed, 3)
+    if runner.restart_seconds:
+        details["worker_start_seconds"] = round(runner.restart_seconds, 1)
     return config, details
 
 

@@ -344,9 +344,10 @@ class LocalWorkers:
         done: Done,
     ) -> None:
         if self._trialled:
-            # A process never gives back what a net held: after the trial's nets (two
-            # precisions, both rounds) a strided-cnn worker held ~820 MiB, ~150 MiB more than
-            # after one net (docs/measurements.md). The pairs start in fresh workers.
+            # A process never gives back what a net held: workers that had trained the
+            # trial's strided-cnns (two precisions, both rounds) held 800-840 MiB each through
+            # the pairs, fresh ones 640-720 (docs/measurements.md). So the pairs start in fresh
+            # workers, which costs the workers' start (restart_seconds) once.
             self.close()
         pool = self.pool(data)
         # the folds go with each pair: a short budget may have chosen fewer after the workers
