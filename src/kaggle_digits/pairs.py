@@ -346,7 +346,7 @@ class LocalWorkers:
         if self._trialled:
             # A process never gives back what a net held: workers that had trained the
             # trial's strided-cnns (two precisions, both rounds) held 800-840 MiB each through
-            # the pairs, fresh ones 640-720 (docs/measurements.md). So the pairs start in fresh
+            # the pairs, fresh ones 640-750 (docs/measurements.md). So the pairs start in fresh
             # workers, which costs the workers' start (restart_seconds) once.
             self.close()
         pool = self.pool(data)
