@@ -11,12 +11,13 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import assert_user_error, modules_imported
-from test_cv import cv_cli
+from test_cv import TINY, cv_cli
 
 from kaggle_digits.config import CVConfig
 from kaggle_digits.pairs import EpochReport, InProcess, LocalWorkers, Pair, make_runner
@@ -164,6 +165,24 @@ def test_ray_workers_leave_the_files_of_a_sequential_run(small, tmp_path):
     assert different <= {"workers", "execution"}, different
     for name in ("folds.npy", "oof_probs.npy", "test_probs.npy"):
         np.testing.assert_allclose(np.load(one / name), np.load(two / name), atol=1e-5)
+
+
+def test_the_pairs_start_in_fresh_ray_workers_after_a_trial(small):
+    """A process keeps what a trial's nets held: the trial's workers exit after it, so a task
+    sent after the trial gets a worker that has not even imported Keras."""
+    import ray
+    from test_pairs import load_small, small_data
+
+    def keras_imported() -> bool:
+        return "keras" in sys.modules
+
+    data = small_data(load_small(small))
+    config = replace(TINY, members=("mlp",), workers=2)
+    with RayPairs(2, pairs=2) as runner:
+        runner.time_steps(data, config, "mlp")
+        probe = ray.remote(keras_imported).options(**runner._task_options())
+        assert ray.get([probe.remote() for _ in range(2)]) == [False, False]
+    assert runner.restart_seconds > 0  # measured as the trial's tasks began
 
 
 def test_a_worker_killed_mid_pair_is_retried(small, tmp_path):

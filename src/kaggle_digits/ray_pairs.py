@@ -14,6 +14,7 @@ this module only when a run asks for Ray.
 import logging
 import os
 import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -62,7 +63,7 @@ class RayPairs:
         self.workers = workers or 1
         self.threads = 1
         self.gpus = 0
-        self.restart_seconds = 0.0  # Ray keeps its workers
+        self.restart_seconds = 0.0  # the pairs' wait for fresh workers after a trial (measured)
         self._data_refs: dict[int, object] = {}
 
     def __enter__(self) -> "RayPairs":
@@ -145,15 +146,23 @@ class RayPairs:
 
     def time_steps(self, data: TrainingData, config: CVConfig, architecture: str) -> StepTiming:
         """`workers` tasks time the same steps at once: the cluster is then as busy as in the
-        run."""
+        run.
+
+        Each in a worker process that exits after it (`max_calls=1`): a process never gives
+        back what a net held, and the trial builds each member in both precisions, so the
+        pairs start in fresh workers, as with local worker processes. How long a fresh task
+        waited before it could begin (the worker's start, fetching the data, importing Keras)
+        is kept as restart_seconds, which the budget leaves for the pairs' first round."""
         import ray
 
-        task = ray.remote(_time_steps_task).options(**self._task_options())
+        task = ray.remote(max_calls=1)(_time_steps_task).options(**self._task_options())
         data_ref = self._data_ref(data)
-        timings = ray.get(
-            [task.remote(data_ref, config, architecture) for _ in range(self.workers)]
+        submitted = time.time()
+        trials = ray.get(
+            [task.remote(data_ref, config, architecture, submitted) for _ in range(self.workers)]
         )
-        return mean_timing(timings)
+        self.restart_seconds = max(waited for _, waited in trials)
+        return mean_timing([timing for timing, _ in trials])
 
     def _data_ref(self, data: TrainingData):
         """The data in the object store, put there once per run."""
@@ -303,8 +312,13 @@ def _fit_pair_task(data: TrainingData, config: CVConfig, pair: Pair, reports) ->
     return fit_pair(data, config, pair, reports.put)
 
 
-def _time_steps_task(data: TrainingData, config: CVConfig, architecture: str) -> StepTiming:
+def _time_steps_task(
+    data: TrainingData, config: CVConfig, architecture: str, submitted: float
+) -> tuple[StepTiming, float]:
+    """The trial's timing, and the seconds from the driver's call until the task could begin
+    (wall clocks: on a cluster the nodes' clocks agree to milliseconds)."""
     from kaggle_digits.pairs import time_steps
 
     import_keras()
-    return time_steps(data, config, architecture)
+    waited = max(0.0, time.time() - submitted)
+    return time_steps(data, config, architecture), waited
