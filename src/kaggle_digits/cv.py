@@ -270,7 +270,7 @@ def fit_budget(
     log(f"budget {config.budget_minutes:g} min: timing a few training steps of each member")
 
     def seconds_left() -> float:
-        # the pairs then wait for fresh workers (pairs.LocalWorkers.run)
+        # the pairs then wait for fresh workers (LocalWorkers.run, RayPairs.time_steps)
         return config.budget_minutes * 60 - (time.perf_counter() - started) - runner.restart_seconds
 
     def rows(folds: int) -> Rows:
