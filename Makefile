@@ -9,15 +9,18 @@ CLI := $(BIN)/kaggle-digits
 PRESET ?= default
 FOLDS ?=
 BENCH_DATA ?= ../shared/datasets/digit-recognizer.zip
+# the CPU build of PyTorch for the backend tests (the one this project's machines hold on
+# disk); `make install TORCH=torch` takes whichever build pip finds for this machine
+TORCH ?= torch==2.13.0
 
-.PHONY: install download info cv submit submissions test lint format bench holdout frontier workers steps photos clean
+.PHONY: install download info cv submit submissions test lint format bench holdout frontier workers steps photos gpu gpu-wheels clean
 
-install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools and Ray
+install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools, Ray, JAX and PyTorch
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,jax,torch]' '$(TORCH)'
 	touch $(INSTALLED)
 
 download: $(INSTALLED)  ## fetch the competition CSVs through the Kaggle API
@@ -63,6 +66,12 @@ steps: $(INSTALLED)  ## ms a training step: oneDNN and Eigen kernels, float32 an
 
 photos: $(INSTALLED)  ## predict on photo-like digits (ruled paper, shadows, ...) per kind, before/now
 	$(BIN)/python benchmarks/photos.py --data $(BENCH_DATA)
+
+gpu:  ## on a machine with one NVIDIA GPU: backend tests, a short gpu-preset holdout, pairs per GPU -> reports/gpu/
+	bash benchmarks/gpu.sh reports/gpu
+
+gpu-wheels:  ## the wheels benchmarks/gpu.sh installs on a GPU machine without network -> .whl/
+	bash benchmarks/gpu_wheels.sh .whl
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

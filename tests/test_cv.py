@@ -233,5 +233,5 @@ def test_cli_rejects_bad_options(small, tmp_path):
 
 
 def test_presets_are_valid():
-    for name in ("quick", "default", "strong"):
+    for name in ("quick", "default", "gpu"):
         assert preset_config(name).preset == name

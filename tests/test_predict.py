@@ -106,3 +106,17 @@ def test_predict_needs_input(trained):
 @pytest.mark.parametrize("name", ["nope"])
 def test_unknown_run(trained, name):
     assert_user_error(predict(trained, "x.png", "--run", name), "nope", "no such run")
+
+
+def test_a_model_that_cannot_be_loaded_is_one_line_naming_it(trained, tmp_path):
+    import shutil
+
+    runs_dir = tmp_path / "runs"
+    run_dir = shutil.copytree(trained.run_dir, runs_dir / trained.run_dir.name)
+    model = next(run_dir.glob("fold0/member0-*/model.keras"))
+    model.write_bytes(model.read_bytes()[:1000])  # a copy cut short
+    result = run_cli(
+        "--competition", trained.spec_path, "predict", "--runs-dir", runs_dir,
+        "--run", run_dir.name, "--csv", trained.test_csv,
+    )  # fmt: skip
+    assert_user_error(result, str(model), "cannot load the model with the tensorflow backend")

@@ -2,6 +2,7 @@
 import. Both must happen before the backend is first imported in a process."""
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -12,7 +13,14 @@ from pathlib import Path
 
 MAX_AUTO_WORKERS = 8  # each worker holds a copy of the data and a backend: ~1 GB
 
+# TensorFlow's, and OpenMP's (PyTorch's CPU kernels)
 THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+ACCELERATOR_VARIABLES = ("XLA_FLAGS", "XLA_PYTHON_CLIENT_MEM_FRACTION", "TF_FORCE_GPU_ALLOW_GROWTH")
+XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+GPU_MEMORY_IN_USE = 0.9  # of a GPU's memory, shared among the pairs training on it
+# Pairs trained at once on one GPU: one small net's steps leave it mostly idle (its kernels
+# take less time than their launch), so several processes take turns on it; see docs/gpu.md
+GPU_PAIRS_AT_ONCE = 4
 
 
 def cpu_count() -> int:
@@ -24,10 +32,11 @@ def cpu_count() -> int:
 
 
 @contextlib.contextmanager
-def thread_limit(threads: int) -> Iterator[None]:
-    """Processes started inside the block run TensorFlow (and OpenMP) with `threads` threads."""
-    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+def thread_limit(threads: int, share_of_accelerator: int = 1) -> Iterator[None]:
+    """Processes started inside the block run their backend with `threads` CPU threads and,
+    where `share_of_accelerator` processes share one GPU, each with its share of its memory."""
+    saved = {name: os.environ.get(name) for name in (*THREAD_VARIABLES, *ACCELERATOR_VARIABLES)}
+    os.environ.update(worker_variables(threads, share_of_accelerator))
     try:
         yield
     finally:
@@ -36,6 +45,22 @@ def thread_limit(threads: int) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def worker_variables(threads: int, share_of_accelerator: int = 1) -> dict[str, str]:
+    """The environment that thread_limit gives a worker process."""
+    variables = {name: str(threads) for name in THREAD_VARIABLES}
+    if threads == 1:
+        # XLA's CPU client (JAX) reads no thread variable: one thread is asked for by flags
+        flags = os.environ.get("XLA_FLAGS", "")
+        variables["XLA_FLAGS"] = f"{flags} {XLA_ONE_THREAD}".strip()
+    if share_of_accelerator > 1:
+        # JAX takes 75% of a GPU's memory up front and TensorFlow all of it, so that a second
+        # process on the same GPU would fail; PyTorch's allocator takes only what it uses
+        fraction = GPU_MEMORY_IN_USE / share_of_accelerator
+        variables["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{fraction:.3f}"
+        variables["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    return variables
 
 
 @contextlib.contextmanager
@@ -81,6 +106,7 @@ def backend_name() -> str:
         return "tensorflow"
 
 
+@functools.cache  # a process's backend and devices do not change
 def has_accelerator() -> bool:
     """Whether the Keras backend sees a GPU (or another accelerator). Asked in a short-lived
     process unless Keras is loaded here already, so that a driver stays without it."""
@@ -115,13 +141,27 @@ def has_accelerator() -> bool:
     return False
 
 
-def auto_workers(config) -> int:
-    """Pairs to train at once when --workers is not given: one on an accelerator (the pairs
-    would fight over its memory); on a CPU single-threaded processes, one per core and more
+def gpu_name() -> str:
+    """The GPU's name as nvidia-smi gives it, or "gpu" where it cannot say."""
+    try:
+        answer = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "gpu"
+    return answer.stdout.strip().splitlines()[0] if answer.stdout.strip() else "gpu"
+
+
+def auto_workers(config, accelerator: bool) -> int:
+    """Pairs to train at once when --workers is not given: on a GPU, GPU_PAIRS_AT_ONCE
+    processes taking turns on it; on a CPU single-threaded processes, one per core and more
     where that ends the run sooner (5 pairs on 2 cores: 3, see schedule.py)."""
     from kaggle_digits.schedule import shortest_run_workers
 
-    if has_accelerator():
-        return 1
     pairs = config.folds * len(config.members)
+    if accelerator:
+        return min(pairs, GPU_PAIRS_AT_ONCE)
     return shortest_run_workers(pairs, cpu_count(), MAX_AUTO_WORKERS)

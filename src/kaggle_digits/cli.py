@@ -138,7 +138,8 @@ def cv(
     preset: Annotated[
         str,
         typer.Option(
-            help="quick (under 5 minutes on 2 CPU cores), default (under an hour), strong (GPU)."
+            help="quick (under 5 minutes on 2 CPU cores), default (under an hour), gpu (one "
+            "GPU, 15 minutes)."
         ),
     ] = "default",
     folds: Annotated[

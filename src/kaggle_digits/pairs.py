@@ -31,7 +31,14 @@ from typing import Protocol
 
 import numpy as np
 
-from kaggle_digits.backend import auto_workers, cpu_count, import_keras, thread_limit
+from kaggle_digits.backend import (
+    auto_workers,
+    cpu_count,
+    gpu_name,
+    has_accelerator,
+    import_keras,
+    thread_limit,
+)
 from kaggle_digits.config import CVConfig
 
 
@@ -163,16 +170,18 @@ def time_steps(
     config: CVConfig,
     architecture: str,
     start_timing: Callable[[], None] | None = None,
+    images_timed: int = TRIAL_IMAGES,
 ) -> StepTiming:
-    """Train `architecture` for a few steps (after TRIAL_WARMUP_STEPS) and predict a few
-    batches. `start_timing`, if given, is called once the warm-up steps are done, and returns
-    when the timed steps may begin (when the other workers of the trial are ready too)."""
+    """Train `architecture` for a few steps (after TRIAL_WARMUP_STEPS; at least
+    `images_timed` images) and predict a few batches. `start_timing`, if given, is called
+    once the warm-up steps are done, and returns when the timed steps may begin (when the
+    other workers of the trial are ready too)."""
     import keras
 
     from kaggle_digits.training import AfterSteps, BatchClock, predict_batches, train_model
 
     batch = config.batch_size
-    steps = max(12, math.ceil(TRIAL_IMAGES / batch))
+    steps = max(12, math.ceil(images_timed / batch))
     rows = (steps + TRIAL_WARMUP_STEPS) * batch
     clock = BatchClock()
     # the hook first, so that the clock's first timed step ends after the wait
@@ -251,7 +260,12 @@ class InProcess:
         pass
 
     def describe(self) -> dict:
-        return {"engine": "in-process", "pairs_at_once": 1, "threads_per_pair": cpu_count()}
+        return {
+            "engine": "in-process",
+            "pairs_at_once": 1,
+            "threads_per_pair": cpu_count(),
+            "gpu": gpu_name() if has_accelerator() else None,
+        }
 
     def started_line(self) -> str:
         return "training the pairs one after another in this process"
@@ -273,12 +287,14 @@ class InProcess:
 
 class LocalWorkers:
     """`workers` processes on this machine, each with its share of the cores, each training
-    one pair at a time."""
+    one pair at a time. On a GPU (`accelerator`), the processes take turns on it, each with
+    its share of its memory: the GPU is then the one "core" they share."""
 
-    def __init__(self, workers: int, threads: int | None = None) -> None:
+    def __init__(self, workers: int, threads: int | None = None, accelerator: bool = False) -> None:
         self.workers = workers
         self.threads = threads or max(1, cpu_count() // workers)
-        self.cores = min(workers, cpu_count())
+        self.accelerator = accelerator
+        self.cores = 1 if accelerator else min(workers, cpu_count())
         self._pool: ProcessPoolExecutor | None = None
         self._reports = None
         self._trial_barriers: dict = {}  # workers in a trial -> their multiprocessing.Barrier
@@ -296,10 +312,13 @@ class LocalWorkers:
             "engine": "processes",
             "pairs_at_once": self.workers,
             "threads_per_pair": self.threads,
+            "gpu": gpu_name() if self.accelerator else None,
         }
 
     def started_line(self) -> str:
         shared = f", sharing {self.cores} cores" if self.workers > self.cores else ""
+        if self.accelerator:
+            shared = ", sharing one GPU"
         return (
             f"training {self.workers} pairs at a time, each in its own process with "
             f"{self.threads} thread(s){shared}"
@@ -316,7 +335,8 @@ class LocalWorkers:
                 count: context.Barrier(count) for count in {self.workers, self.cores}
             }
             started = time.perf_counter()
-            with thread_limit(self.threads):
+            share = self.workers if self.accelerator else 1
+            with thread_limit(self.threads, share_of_accelerator=share):
                 self._pool = ProcessPoolExecutor(
                     self.workers,
                     mp_context=context,
@@ -408,14 +428,18 @@ class LocalWorkers:
 def make_runner(config: CVConfig, ray_address: str | None = None) -> Runner:
     """`ray_address`: Ray tasks on that cluster. Else `config.workers` pairs at once: more
     than one as Ray tasks on this machine where Ray is installed, otherwise in worker
-    processes; 0 chooses for the machine (worker processes or this one, never Ray)."""
+    processes (sharing the GPU, where there is one); 0 chooses for the machine (worker
+    processes or this one, never Ray)."""
     from kaggle_digits.ray_pairs import RayPairs, ray_installed
 
     pairs = config.folds * len(config.members)
     if ray_address is not None or (config.workers > 1 and ray_installed()):
         return RayPairs(config.workers, ray_address, pairs)
-    workers = config.workers or auto_workers(config)
-    return LocalWorkers(workers) if workers > 1 else InProcess()
+    if config.workers == 1:
+        return InProcess()
+    accelerator = has_accelerator()
+    workers = config.workers or auto_workers(config, accelerator)
+    return LocalWorkers(workers, accelerator=accelerator) if workers > 1 else InProcess()
 
 
 # --- inside a worker process ----------------------------------------------------------

@@ -129,7 +129,6 @@ def framework_warnings_hidden() -> Iterator[None]:
 def ensemble_probs(run_dir: Path, images: np.ndarray) -> np.ndarray:
     """The mean probabilities of every (fold, member) model saved in a run (for a blend, the
     weighted sum of its source runs')."""
-    import keras
 
     from kaggle_digits import layers  # noqa: F401  (registers the custom layers)
     from kaggle_digits.cv import pair_dir
@@ -147,12 +146,26 @@ def ensemble_probs(run_dir: Path, images: np.ndarray) -> np.ndarray:
     with framework_warnings_hidden():
         for fold in range(config.folds):
             for member, architecture in enumerate(config.members):
-                model = keras.saving.load_model(
-                    pair_dir(run_dir, fold, member, architecture) / "model.keras"
-                )
+                model = load_model(pair_dir(run_dir, fold, member, architecture) / "model.keras")
                 probs = predict_probs(model, images, config)
                 total = probs if total is None else total + probs
     return total / (config.folds * len(config.members))
+
+
+def load_model(path: Path):
+    """A saved pair model, on whichever Keras backend this process runs (a .keras file holds
+    no backend's code, so a model trained on one loads on any), or one line saying why not."""
+    import keras
+
+    try:
+        return keras.saving.load_model(path)
+    except FileNotFoundError:
+        raise UserError(f"{path}: the model file is missing") from None
+    except Exception as error:  # Keras raises ValueError, OSError, zipfile errors, ...
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(
+            f"{path}: cannot load the model with the {keras.backend.backend()} backend ({reason})"
+        ) from None
 
 
 def prepare_photo(path: Path, image_shape: tuple[int, int, int]) -> Prediction:

@@ -2,6 +2,7 @@
 optional test-time augmentation. Knows nothing of folds or files."""
 
 import math
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -59,7 +60,7 @@ def train_model(
     The held-out rows, if given, are only evaluated after each epoch for the learning
     curves, unless config.early_stopping asks to pick the best epoch on them.
     """
-    keras.utils.set_random_seed(seed)
+    seed_everything(seed)
     model = build_model(architecture, images.shape[1:], num_classes, config.precision)
     if config.deskew:
         model = deskewed(model)
@@ -115,6 +116,23 @@ def train_model(
     )
     curves = {name: [float(value) for value in values] for name, values in history.history.items()}
     return model, curves
+
+
+def seed_everything(seed: int) -> None:
+    """Python's, NumPy's, the backend's and Keras's own random numbers from `seed`."""
+    if on_tensorflow():
+        keras.utils.set_random_seed(seed)
+        return
+    # keras.utils.set_random_seed seeds TensorFlow too wherever it is installed, importing it
+    # (~0.6 GB) into a JAX or PyTorch process; clearing the session drops Keras's global
+    # SeedGenerator, which is then drawn anew from Python's seeded generator
+    keras.backend.clear_session()
+    random.seed(seed)
+    np.random.seed(seed)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.manual_seed(seed)
 
 
 def shuffled_batches(images: np.ndarray, targets: np.ndarray, batch_size: int, seed: int):
