@@ -14,7 +14,7 @@ import subprocess
 import sys
 from importlib.util import find_spec
 
-import common  # noqa: F401  (quiets TensorFlow: before it is imported)
+from common import random_training_data
 
 from kaggle_digits.backend import thread_limit
 
@@ -57,19 +57,10 @@ def main() -> None:
 def time_nets(nets: list[tuple[str, int]], precision: str) -> dict:
     from dataclasses import replace
 
-    import numpy as np
-
     from kaggle_digits.config import CVConfig
-    from kaggle_digits.pairs import TrainingData, time_steps
+    from kaggle_digits.pairs import time_steps
 
-    rng = np.random.default_rng(0)
-    data = TrainingData(
-        rng.integers(0, 256, (4096, 28, 28, 1), dtype=np.uint8),
-        np.arange(4096) % 10,
-        rng.integers(0, 256, (512, 28, 28, 1), dtype=np.uint8),
-        np.zeros(4096, dtype=np.int64),
-        10,
-    )
+    data = random_training_data(test_rows=512)
     timings = {}
     for name, batch in nets:
         config = replace(CVConfig(), batch_size=batch, precision=precision, deskew=True)

@@ -39,6 +39,22 @@ def preset_options(args: argparse.Namespace) -> dict:
     }
 
 
+def random_training_data(train_rows: int = 4096, test_rows: int = 512):
+    """Random images and labels, all in one fold, for timing steps (pairs.TrainingData)."""
+    import numpy as np
+
+    from kaggle_digits.pairs import TrainingData
+
+    rng = np.random.default_rng(0)
+    return TrainingData(
+        rng.integers(0, 256, (train_rows, 28, 28, 1), dtype=np.uint8),
+        np.arange(train_rows) % 10,
+        rng.integers(0, 256, (test_rows, 28, 28, 1), dtype=np.uint8),
+        np.zeros(train_rows, dtype=np.int64),
+        10,
+    )
+
+
 def check_data(path: Path) -> None:
     if not path.is_file():
         sys.exit(f"error: {path}: benchmark data not found")

@@ -21,10 +21,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from common import random_training_data
 
 from kaggle_digits.backend import backend_name, cpu_count, thread_limit
 from kaggle_digits.config import PRESETS
-from kaggle_digits.pairs import TrainingData, time_steps
+from kaggle_digits.pairs import time_steps
 
 
 class GpuSampler:
@@ -76,14 +77,7 @@ def _start(barrier) -> None:
 
 
 def _time_pair(config, architecture: str, images_timed: int):
-    rng = np.random.default_rng(0)
-    data = TrainingData(
-        rng.integers(0, 256, (4096, 28, 28, 1), dtype=np.uint8),
-        np.arange(4096) % 10,
-        rng.integers(0, 256, (2048, 28, 28, 1), dtype=np.uint8),
-        np.zeros(4096, dtype=np.int64),
-        10,
-    )
+    data = random_training_data(test_rows=2048)
     return time_steps(data, config, architecture, lambda: _barrier.wait(600), images_timed)
 
 

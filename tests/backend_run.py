@@ -1,7 +1,8 @@
 """The small end-to-end path under whichever Keras backend KERAS_BACKEND names, run by
 test_backends.py in a process of its own (a process keeps the first backend it imports):
-download from the stand-in server, `cv` (worker processes, hard rows, EMA, test-time views;
-`--precision auto` or `--budget` where asked), `--resume`, a second run, `blend`,
+download from the stand-in server, `cv` (two pairs at once in the automatic worker
+processes, after a trial where `--precision auto` or `--budget` is asked; hard rows, EMA,
+test-time views), `--resume`, a second run, `blend`,
 `submit --dry-run`, `runs`, `info`, `predict` on a photo and on a CSV.
 
     KERAS_BACKEND=jax python tests/backend_run.py WORK_DIR [--precision auto] [--budget MINUTES]
@@ -82,7 +83,7 @@ def main() -> None:
     if args.budget:
         cli("cv --budget", "cv", "--preset", "quick", "--budget", args.budget, *trained)
     else:
-        extra = ["--epochs", 2, "--workers", 2, "--precision", args.precision]
+        extra = ["--epochs", 2, "--precision", args.precision]
         cli("cv", "cv", "--preset", "quick", *extra, *trained)
     (first,) = run_folders(runs_dir)
     # the run as a crash would leave it: its last pair and the summary not yet written

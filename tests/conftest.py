@@ -83,3 +83,22 @@ def trained(tmp_path_factory):
     small.run_dir = result.run_dir
     small.oof_accuracy = result.metrics["oof_accuracy"]
     return small
+
+
+def pytest_collection_modifyitems(config, items):
+    # the other backends' tests wait for scripts that run alongside the rest of the suite
+    # (test_backends.start_scripts): last, so that the wait falls at the end
+    items.sort(key=lambda item: item.path.name == "test_backends.py")
+
+
+def pytest_collection_finish(session):
+    if any(item.path.name == "test_backends.py" for item in session.items):
+        import test_backends
+
+        test_backends.start_scripts()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    test_backends = sys.modules.get("test_backends")
+    if test_backends is not None:
+        test_backends.stop_scripts()

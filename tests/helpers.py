@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -28,3 +30,39 @@ def modules_imported(code: str, *modules: str) -> list[bool]:
     answer = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert answer.returncode == 0, answer.stderr
     return [word == "True" for word in answer.stdout.split()]
+
+
+class BackgroundScripts:
+    """Scripts of tests/ started at once, each under a Keras backend of its own, to run while
+    the rest of the suite does (CI's two cores are otherwise half idle); a test then waits
+    for the one it needs."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.jobs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, backend: str, script: str, *arguments: object) -> None:
+        environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        with (
+            open(self.folder / f"{name}.out", "w") as out,
+            open(self.folder / f"{name}.err", "w") as err,
+        ):
+            self.jobs[name] = subprocess.Popen(
+                [sys.executable, str(Path(__file__).parent / script), *map(str, arguments)],
+                stdout=out,
+                stderr=err,
+                env=environment,
+            )
+
+    def output(self, name: str, timeout: float = 1200) -> str:
+        """The standard output of a script that exited 0 (else the test fails with its errors)."""
+        code = self.jobs[name].wait(timeout)
+        errors = (self.folder / f"{name}.err").read_text()
+        assert code == 0, errors[-4000:]
+        return (self.folder / f"{name}.out").read_text()
+
+    def stop(self) -> None:
+        for job in self.jobs.values():
+            if job.poll() is None:
+                job.kill()
+                job.wait()

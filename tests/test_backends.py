@@ -11,13 +11,14 @@ KAGGLE_DIGITS_TEST_ATOL loosens both for a GPU, whose TF32 convolutions round mo
 
 import json
 import os
-import subprocess
-import sys
+import shutil
+import tempfile
 from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import BackgroundScripts
 
 from kaggle_digits.competition import load_competition
 from kaggle_digits.data import load_dataset
@@ -47,28 +48,46 @@ TRAINING_TOLERANCE = max(1e-4, PREDICT_TOLERANCE)
 BFLOAT16_TOLERANCE = 1e-3
 
 
-def run_under(backend: str, *arguments: object, timeout: float = 900) -> str:
-    """A script of tests/ run with KERAS_BACKEND=backend; its standard output."""
-    environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    answer = subprocess.run(
-        [sys.executable, *map(str, arguments)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=timeout,
-    )
-    assert answer.returncode == 0, answer.stderr[-4000:]
-    return answer.stdout
+SCRIPTS: BackgroundScripts | None = None
+
+
+def start_scripts() -> None:
+    """Start, at the session's start (conftest.py), the probe under every installed backend
+    and the end-to-end path under JAX and PyTorch; the tests below wait for them."""
+    global SCRIPTS
+    SCRIPTS = BackgroundScripts(Path(tempfile.mkdtemp(prefix="kaggle-digits-backends-")))
+    for backend in INSTALLED:
+        SCRIPTS.start(f"probe-{backend}", backend, "backend_probe.py", probe_file(backend))
+    for backend in INSTALLED:
+        if backend != "tensorflow":
+            # PyTorch settles the precision by a trial of both; JAX, whose XLA compiles each
+            # net for ~30 s on this CPU, skips it for CI's time. Neither starts a Ray beside
+            # the one test_ray.py may be running
+            auto = ["--precision", "auto"] if backend == "torch" else []
+            SCRIPTS.start(f"e2e-{backend}", backend, "backend_run.py", e2e_folder(backend), *auto)
+
+
+def stop_scripts() -> None:
+    if SCRIPTS is not None:
+        SCRIPTS.stop()
+        shutil.rmtree(SCRIPTS.folder, ignore_errors=True)
+
+
+def probe_file(backend: str) -> Path:
+    return SCRIPTS.folder / f"probe-{backend}.npz"
+
+
+def e2e_folder(backend: str) -> Path:
+    return SCRIPTS.folder / f"e2e-{backend}"
 
 
 @pytest.fixture(scope="module")
-def probes(tmp_path_factory):
+def probes():
     """backend -> what tests/backend_probe.py computed under it, for every installed one."""
-    folder = tmp_path_factory.mktemp("probes")
     found = {}
     for backend in INSTALLED:
-        run_under(backend, TESTS / "backend_probe.py", folder / f"{backend}.npz")
-        found[backend] = np.load(folder / f"{backend}.npz")
+        SCRIPTS.output(f"probe-{backend}")
+        found[backend] = np.load(probe_file(backend))
     return found
 
 
@@ -113,11 +132,10 @@ def test_hard_rows_and_ema_train_alike_on_backend(probes, backend):
 
 
 @pytest.mark.parametrize("backend", NON_TENSORFLOW)
-def test_end_to_end_on_backend_and_its_models_predict_on_another(tmp_path, backend):
-    # PyTorch also settles the precision by a trial of both; JAX, whose XLA compiles each net
-    # for ~30 s on this CPU, skips it for CI's time
-    auto = ["--precision", "auto"] if backend == "torch" else []
-    summary = json.loads(run_under(backend, TESTS / "backend_run.py", tmp_path, *auto))
+def test_end_to_end_on_backend_and_its_models_predict_on_another(backend):
+    summary = json.loads(SCRIPTS.output(f"e2e-{backend}"))
+    work = e2e_folder(backend)
+    auto = backend == "torch"
     assert summary["backend"] == backend
     config = summary["run_config"]
     assert config["keras_backend"] == backend
@@ -125,19 +143,20 @@ def test_end_to_end_on_backend_and_its_models_predict_on_another(tmp_path, backe
     if auto:
         assert set(config["precision_trial"]) == {"float32", "mixed_bfloat16"}
     assert config["execution"]["pairs_at_once"] == 2
+    assert config["execution"]["engine"] == "processes"
     assert config["select_hard"] == 1 and config["ema"] == 0.9 and config["tta"] == 4
     assert len(summary["metrics"]["pairs"]) == 2  # one of them trained again by --resume
     first, second, blended = summary["runs"]
     assert summary["submission"] == [f"{blended}.csv"]
     assert all(name in summary["runs_listed"] for name in summary["runs"])
     assert summary["csv_lines"] == 50
-    assert summary["photo_line"].startswith(str(tmp_path / "photo.jpg") + ": ")
+    assert summary["photo_line"].startswith(str(work / "photo.jpg") + ": ")
 
     # the run's saved models, loaded in this process (TensorFlow, where installed), predict
     # what they predicted there
-    runs_dir = tmp_path / "runs"
-    competition = load_competition(tmp_path / "competition.toml")
-    dataset = load_dataset(competition, tmp_path / "data")
+    runs_dir = work / "runs"
+    competition = load_competition(work / "competition.toml")
+    dataset = load_dataset(competition, work / "data")
     saved = np.load(runs_dir / first / "test_probs.npy")
     tolerance = PREDICT_TOLERANCE if config["precision"] == "float32" else BFLOAT16_TOLERANCE
     np.testing.assert_allclose(
