@@ -242,6 +242,7 @@ def cv(
     """Stratified k-fold training of a CNN ensemble: OOF score, test predictions, a run folder.
 
     Examples: kaggle-digits cv --preset quick; kaggle-digits cv --budget 10;
+    KERAS_BACKEND=jax kaggle-digits cv --preset gpu;
     kaggle-digits cv --preset quick --no-deskew --tta 8; kaggle-digits cv --select-hard 0;
     kaggle-digits cv --tta-views shifts; kaggle-digits cv --preset quick --tta-views rotations;
     kaggle-digits cv --precision float32;
