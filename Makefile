@@ -13,7 +13,7 @@ BENCH_DATA ?= ../shared/datasets/digit-recognizer.zip
 # disk); `make install TORCH=torch` takes whichever build pip finds for this machine
 TORCH ?= torch==2.13.0
 
-.PHONY: install download info cv submit submissions test lint format bench holdout frontier workers steps photos gpu gpu-wheels clean
+.PHONY: install download info cv submit submissions test lint format bench holdout frontier workers steps photos gpu gpu-wheels test-backends clean
 
 install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools, Ray, JAX and PyTorch
 
@@ -40,6 +40,9 @@ submissions: $(INSTALLED)  ## the submissions ledger with remote scores
 
 test: $(INSTALLED)  ## the test suite (small generated data, no network)
 	$(BIN)/pytest -q
+
+test-backends: $(INSTALLED)  ## the JAX and PyTorch tests alone, the end-to-end path under both
+	KAGGLE_DIGITS_ALL_BACKENDS=1 $(BIN)/pytest -q tests/test_backends.py
 
 lint: $(INSTALLED)  ## ruff check and format check
 	$(BIN)/ruff check src tests benchmarks

@@ -48,7 +48,7 @@ cat "$out/gpu.txt"
 
 step "backend tests on the GPU"
 # TF32 convolutions on the GPU round float32 more coarsely than the CPU's kernels
-KAGGLE_DIGITS_TEST_ATOL=2e-3 timeout 200 python3 -m pytest -q -p no:cacheprovider \
+KAGGLE_DIGITS_ALL_BACKENDS=1 KAGGLE_DIGITS_TEST_ATOL=2e-3 timeout 200 python3 -m pytest -q -p no:cacheprovider \
     tests/test_backends.py 2>&1 | tee "$out/tests.log" | tail -15
 
 step "one pair against several ($KERAS_BACKEND)"
