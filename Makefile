@@ -13,14 +13,14 @@ BENCH_DATA ?= ../shared/datasets/digit-recognizer.zip
 # disk); `make install TORCH=torch` takes whichever build pip finds for this machine
 TORCH ?= torch==2.13.0
 
-.PHONY: install download info cv submit submissions test lint format bench holdout frontier workers steps photos gpu gpu-wheels test-backends clean
+.PHONY: install download info cv submit submissions test lint format bench holdout frontier workers steps photos gpu gpu-wheels install-backends test-backends clean
 
-install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools, Ray, JAX and PyTorch
+install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools and Ray
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,ray,jax,torch]' '$(TORCH)'
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
 	touch $(INSTALLED)
 
 download: $(INSTALLED)  ## fetch the competition CSVs through the Kaggle API
@@ -41,7 +41,13 @@ submissions: $(INSTALLED)  ## the submissions ledger with remote scores
 test: $(INSTALLED)  ## the test suite (small generated data, no network)
 	$(BIN)/pytest -q
 
-test-backends: $(INSTALLED)  ## the JAX and PyTorch tests alone, the end-to-end path under both
+install-backends: $(VENV)/.backends  ## JAX and PyTorch (CPU build) into .venv, for make test-backends
+
+$(VENV)/.backends: $(INSTALLED)
+	$(BIN)/pip install --quiet -e '.[jax,torch]' '$(TORCH)'
+	touch $(VENV)/.backends
+
+test-backends: $(VENV)/.backends  ## the JAX and PyTorch tests: probes and the end-to-end path under both
 	KAGGLE_DIGITS_ALL_BACKENDS=1 $(BIN)/pytest -q tests/test_backends.py
 
 lint: $(INSTALLED)  ## ruff check and format check
