@@ -9,34 +9,37 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported
 
 
-def cv_arguments(description: str, runs_dir: Path = Path("runs")) -> argparse.ArgumentParser:
-    """--data (the competition zip), --preset, --folds, --tta, --tta-views, --deskew/--no-deskew,
-    --select-hard, --precision and --runs-dir."""
+# the cv options every benchmark takes, declared where cv's are (config.CV_OPTIONS)
+PRESET_FIELDS = ("folds", "tta", "tta_views", "deskew", "select_hard", "precision")
+
+
+def cv_arguments(
+    description: str, runs_dir: Path = Path("runs"), fields: tuple[str, ...] = PRESET_FIELDS
+) -> argparse.ArgumentParser:
+    """--data (the competition zip), --preset, --runs-dir, and cv's own option for each of
+    `fields` (default: the preset's value)."""
+    from kaggle_digits.config import OPTIONS_BY_FIELD
+
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, required=True, help="the competition zip")
     parser.add_argument("--preset", default="default")
-    parser.add_argument("--folds", type=int, default=None, help="default: the preset's")
-    parser.add_argument("--tta", type=int, default=None, help="default: the preset's")
-    parser.add_argument("--tta-views", default=None, help="shifts or rotations (the preset's)")
-    parser.add_argument(
-        "--deskew", action=argparse.BooleanOptionalAction, help="default: the preset's"
-    )
-    parser.add_argument("--select-hard", type=float, default=None, help="default: the preset's")
-    parser.add_argument("--precision", default=None, help="default: the preset's")
+    for field in fields:
+        option = OPTIONS_BY_FIELD[field]
+        if option.type is bool:
+            kind = {"action": argparse.BooleanOptionalAction}
+        else:
+            kind = {"type": str if option.type is tuple else option.type}
+        parser.add_argument(option.name, dest=field, default=None, help=option.help, **kind)
     parser.add_argument("--runs-dir", type=Path, default=runs_dir)
+    parser.set_defaults(cv_fields=fields)
     return parser
 
 
 def preset_options(args: argparse.Namespace) -> dict:
-    """The options of cv_arguments that override a preset, as preset_config takes them."""
-    return {
-        "folds": args.folds,
-        "tta": args.tta,
-        "tta_views": args.tta_views,
-        "deskew": args.deskew,
-        "select_hard": args.select_hard,
-        "precision": args.precision,
-    }
+    """The cv options given to cv_arguments, as preset_config takes them."""
+    from kaggle_digits.config import OPTIONS_BY_FIELD
+
+    return {field: OPTIONS_BY_FIELD[field].parse(getattr(args, field)) for field in args.cv_fields}
 
 
 def random_training_data(train_rows: int = 4096, test_rows: int = 512):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from common import (  # sets TF_CPP_MIN_LOG_LEVEL first
+    PRESET_FIELDS,
     TreeMemory,
     check_data,
     cv_arguments,
@@ -102,12 +103,10 @@ def holdout_run(
 def main() -> None:
     # runs/holdout/, not runs/: these runs predict a split of train.csv, not Kaggle's
     # test.csv, so neither `submit` nor runs/latest may take them for a real run
-    parser = cv_arguments(__doc__, runs_dir=Path("runs/holdout"))
+    fields = (*PRESET_FIELDS, "budget_minutes", "epochs", "workers", "engine")
+    parser = cv_arguments(__doc__, runs_dir=Path("runs/holdout"), fields=fields)
     parser.add_argument("--test-share", type=float, default=0.2, help="share held out as test")
     parser.add_argument("--seed", type=int, default=2024, help="seed of the held-out split")
-    parser.add_argument("--budget", type=float, default=None, help="minutes (default: preset's)")
-    parser.add_argument("--epochs", type=int, default=None, help="in place of a budget")
-    parser.add_argument("--workers", type=int, default=None, help="as cv --workers")
     parser.add_argument("--ray", default=None, metavar="ADDRESS", help="as cv --ray")
     parser.add_argument("--json", type=Path, default=None, help="also write the scores here")
     args = parser.parse_args()
@@ -118,9 +117,6 @@ def main() -> None:
     config = preset_config(
         args.preset,
         **preset_options(args),
-        budget_minutes=args.budget,
-        epochs=args.epochs,
-        workers=args.workers,
     )
     score = holdout_run(
         args.data,

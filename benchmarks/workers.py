@@ -2,10 +2,10 @@
 
 On the holdout split of `make holdout` (test.csv is withheld labelled rows), a preset with a
 fixed number of epochs runs: one pair after another in one process with every core
-(`--workers 1`), as Ray tasks with one thread each (`--workers N`, one per core), and as the
-toolkit chooses without options (worker processes, no Ray). Each run is a `make holdout` of
-its own process; the ways take turns, so that the machine's changing speed falls on each
-alike. Prints wall time, accuracy and peak memory of each.
+(`--workers 1`), as Ray tasks with one thread each (`--engine ray --workers N`, one per core),
+and as the toolkit chooses without options (worker processes, no Ray). Each run is a `make
+holdout` of its own process; the ways take turns, so that the machine's changing speed falls
+on each alike. Prints wall time, accuracy and peak memory of each.
 """
 
 import json
@@ -24,7 +24,9 @@ HOLDOUT = Path(__file__).with_name("holdout.py")
 def ways() -> dict[str, list[str]]:
     return {
         "sequential (--workers 1)": ["--workers", "1"],
-        f"Ray tasks (--workers {cpu_count()})": ["--workers", str(cpu_count())],
+        f"Ray tasks (--engine ray --workers {cpu_count()})": [
+            *("--engine", "ray", "--workers", str(cpu_count()))
+        ],
         "no option (worker processes)": [],
     }
 

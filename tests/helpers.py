@@ -6,11 +6,59 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from kaggle_digits.cli import app
+from kaggle_digits.config import CVConfig
+
+# the smallest real run: two folds of two fast baselines, one epoch
+TINY = CVConfig(preset="test", folds=2, members=("mlp", "lc-cnn"), epochs=1, batch_size=32)
 
 
 def run_cli(*args: object):
     """Run `kaggle-digits ARGS` in-process; returns click's Result (exit_code, stdout, stderr)."""
     return CliRunner().invoke(app, [str(arg) for arg in args])
+
+
+def run_tiny(small, tmp_path, config=TINY, **kwargs):
+    """run_cv on the small generated data, into tmp_path/runs, its log discarded."""
+    from kaggle_digits.competition import load_competition
+    from kaggle_digits.cv import run_cv
+
+    competition = load_competition(small.spec_path)
+    kwargs.setdefault("log", lambda line: None)
+    return run_cv(config, competition, small.data_dir, tmp_path / "runs", **kwargs)
+
+
+def cv_cli(small, tmp_path, *args):
+    """`kaggle-digits cv ARGS` on the small generated data, into tmp_path/runs."""
+    return run_cli(
+        "--competition",
+        small.spec_path,
+        "--data-dir",
+        small.data_dir,
+        "cv",
+        "--runs-dir",
+        tmp_path / "runs",
+        *args,
+    )
+
+
+def small_dataset(small):
+    """The small generated data, loaded."""
+    from kaggle_digits.competition import load_competition
+    from kaggle_digits.data import load_dataset
+
+    return load_dataset(load_competition(small.spec_path), small.data_dir)
+
+
+def training_data(small):
+    """The small data as a pair's training sees it, in 2 folds."""
+    from kaggle_digits.cv import fold_assignment
+    from kaggle_digits.pairs import TrainingData
+
+    dataset = small_dataset(small)
+    fold_of_row = fold_assignment(dataset.train_labels, 2, 0)
+    return TrainingData(
+        dataset.train_images, dataset.train_labels, dataset.test_images, fold_of_row, 10
+    )
 
 
 def assert_user_error(result, *fragments: str) -> None:

@@ -34,7 +34,10 @@ def fake_run(runs_dir, name, dataset, good_classes, seed=42, folds=2):
     save_array(folder / "oof_probs.npy", oof)
     save_array(folder / "test_probs.npy", test)
     accuracy = float((oof.argmax(1) == labels).mean())
-    write_json(folder / "metrics.json", {"oof_accuracy": accuracy, "training_minutes": 1.0})
+    write_json(
+        folder / "metrics.json",
+        {"oof_accuracy": accuracy, "wall_minutes": 1.0, "pair_minutes": 2.0},
+    )
     return folder
 
 

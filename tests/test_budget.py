@@ -6,8 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from helpers import assert_user_error
-from test_cv import cv_cli, run_tiny
+from helpers import assert_user_error, cv_cli, run_tiny
 
 from kaggle_digits.budget import (
     FINISH_SECONDS,
@@ -22,8 +21,8 @@ from kaggle_digits.budget import (
     short_budget_recipe,
     training_seconds,
 )
-from kaggle_digits.config import CVConfig, preset_config
-from kaggle_digits.cv import all_pairs, fit_budget, rerun_command
+from kaggle_digits.config import CVConfig, preset_config, rerun_command
+from kaggle_digits.cv import all_pairs
 from kaggle_digits.errors import UserError
 from kaggle_digits.pairs import (
     EpochReport,
@@ -34,6 +33,7 @@ from kaggle_digits.pairs import (
 )
 from kaggle_digits.progress import Progress
 from kaggle_digits.schedule import job_speed, makespan, shortest_run_workers
+from kaggle_digits.trials import fit_budget
 
 ROWS = Rows(train=33600, holdout=8400, test=28000)
 TIMINGS = {

@@ -1,22 +1,16 @@
 import json
 import os
+import re
 
 import numpy as np
 import pytest
-from helpers import assert_user_error, run_cli
+from helpers import TINY, assert_user_error, cv_cli, run_tiny, small_dataset
 
 from kaggle_digits.competition import load_competition
 from kaggle_digits.config import CVConfig, preset_config
-from kaggle_digits.cv import find_run, fold_assignment, pair_dir, run_cv
+from kaggle_digits.cv import fold_assignment, run_cv
 from kaggle_digits.errors import UserError
-
-TINY = CVConfig(preset="test", folds=2, members=("mlp", "lc-cnn"), epochs=1, batch_size=32)
-
-
-def run_tiny(small, tmp_path, config=TINY, **kwargs):
-    competition = load_competition(small.spec_path)
-    kwargs.setdefault("log", lambda line: None)
-    return run_cv(config, competition, small.data_dir, tmp_path / "runs", **kwargs)
+from kaggle_digits.run_folder import find_run, pair_dir
 
 
 def test_folds_are_stratified_disjoint_covering_and_seeded():
@@ -79,14 +73,14 @@ def test_oof_covers_each_row_once_and_ensembles_average(small, tmp_path):
     fold_of_row = np.load(result.run_dir / "folds.npy")
     assert result.oof_probs.shape == (200, 10)
     assert result.test_probs.shape == (50, 10)
-    np.testing.assert_allclose(result.oof_probs.sum(axis=1), 1, rtol=1e-4)
-    all_test = []
+    all_test, held_out_rows = [], 0
     for fold in range(2):
         holdout = [
             np.load(pair_dir(result.run_dir, fold, m, a) / "holdout_probs.npy")
             for m, a in enumerate(TINY.members)
         ]
         assert holdout[0].shape[0] == (fold_of_row == fold).sum()
+        held_out_rows += holdout[0].shape[0]
         np.testing.assert_allclose(
             result.oof_probs[fold_of_row == fold], np.mean(holdout, axis=0), rtol=1e-5
         )
@@ -95,6 +89,7 @@ def test_oof_covers_each_row_once_and_ensembles_average(small, tmp_path):
             for m, a in enumerate(TINY.members)
         ]
     np.testing.assert_allclose(result.test_probs, np.mean(all_test, axis=0), rtol=1e-5)
+    assert held_out_rows == 200  # the folds' held-out rows: every row, none twice
 
 
 def test_a_killed_run_resumes_without_retraining_finished_pairs(small, tmp_path):
@@ -138,12 +133,25 @@ def test_same_seed_same_oof(small, tmp_path):
     assert first.metrics["oof_accuracy"] == second.metrics["oof_accuracy"]
 
 
-def test_tta_and_label_smoothing_run(small, tmp_path):
+def test_a_run_with_tta_predicts_with_its_views_and_saves_its_label_smoothing(small, tmp_path):
+    from dataclasses import replace
+
+    from kaggle_digits.predict import load_model
+    from kaggle_digits.training import predict_probs
+
     config = CVConfig(
         preset="test", folds=2, members=("mlp",), epochs=1, tta=2, label_smoothing=0.1
     )
     result = run_tiny(small, tmp_path, config)
-    np.testing.assert_allclose(result.test_probs.sum(axis=1), 1, rtol=1e-4)
+    saved = json.loads((result.run_dir / "config.json").read_text())
+    assert (saved["tta"], saved["label_smoothing"]) == (2, 0.1)
+    folder = pair_dir(result.run_dir, 0, 0, "mlp")
+    model = load_model(folder / "model.keras")
+    test_images = small_dataset(small).test_images
+    saved_probs = np.load(folder / "test_probs.npy")
+    np.testing.assert_allclose(saved_probs, predict_probs(model, test_images, config), atol=1e-5)
+    without_views = predict_probs(model, test_images, replace(config, tta=0))
+    assert np.abs(saved_probs - without_views).max() > 1e-4
 
 
 def test_auto_precision_is_settled_by_a_trial_and_saved_as_chosen(small, tmp_path):
@@ -162,19 +170,6 @@ def test_auto_precision_is_settled_by_a_trial_and_saved_as_chosen(small, tmp_pat
     assert hidden.dtype_policy.name == saved["precision"]
 
 
-def cv_cli(small, tmp_path, *args):
-    return run_cli(
-        "--competition",
-        small.spec_path,
-        "--data-dir",
-        small.data_dir,
-        "cv",
-        "--runs-dir",
-        tmp_path / "runs",
-        *args,
-    )
-
-
 def test_cli_cv_prints_config_progress_and_summary(small, tmp_path):
     result = cv_cli(
         small,
@@ -188,6 +183,8 @@ def test_cli_cv_prints_config_progress_and_summary(small, tmp_path):
     assert "deskew=False" in out  # the quick preset's own is True
     assert "fold 2/2 member 1/1 mlp epoch 2/2" in out and "ETA" in out
     assert "CV accuracy (out-of-fold)" in out
+    assert re.search(r"^engine (processes|in-process) \(auto\): training", out, re.MULTILINE)
+    assert "min wall time (" in out and "pair-minutes)" in out
     assert "optimistic" not in out
 
 
@@ -235,3 +232,32 @@ def test_cli_rejects_bad_options(small, tmp_path):
 def test_presets_are_valid():
     for name in ("quick", "default", "gpu"):
         assert preset_config(name).preset == name
+
+
+def test_wall_time_counts_pairs_side_by_side_once_and_a_pause_not_at_all():
+    from kaggle_digits.cv import training_wall_seconds
+
+    side_by_side = [
+        {"seconds": 10.0, "finished_at": 110.0},  # 100-110
+        {"seconds": 10.0, "finished_at": 112.0},  # 102-112, beside the first
+    ]
+    after_a_pause = [{"seconds": 5.0, "finished_at": 500.0}]  # resumed: 495-500
+    saved_before_the_field = [{"seconds": 3.0}]
+    assert training_wall_seconds(side_by_side) == 12.0
+    assert training_wall_seconds(side_by_side + after_a_pause) == 17.0
+    assert training_wall_seconds(side_by_side + after_a_pause + saved_before_the_field) == 20.0
+
+
+def test_metrics_hold_the_wall_time_and_the_pair_minutes(small, tmp_path):
+    from dataclasses import replace
+
+    result = run_tiny(small, tmp_path, replace(TINY, workers=2))
+    from kaggle_digits.cv import training_wall_seconds
+
+    pairs = result.metrics["pairs"]
+    assert all(pair["finished_at"] > 0 for pair in pairs)
+    pair_seconds = sum(pair["seconds"] for pair in pairs)
+    assert result.metrics["pair_minutes"] == round(pair_seconds / 60, 1)
+    assert result.metrics["wall_minutes"] == round(training_wall_seconds(pairs) / 60, 1)
+    # two workers: the pairs overlapped, so the wall time is less than their sum
+    assert training_wall_seconds(pairs) < pair_seconds

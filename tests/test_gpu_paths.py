@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from kaggle_digits import backend, pairs
+from kaggle_digits import backend, local_pairs
 from kaggle_digits.backend import GPU_PAIRS_AT_ONCE, auto_workers, worker_variables
 from kaggle_digits.config import CVConfig, preset_config, scaled_learning_rate
+from kaggle_digits.pairs import StepTiming
 
 
 def test_workers_on_a_gpu_get_a_share_of_its_memory_and_one_thread_flags():
@@ -41,26 +42,28 @@ def test_the_automatic_workers_on_a_gpu_take_turns_on_it(monkeypatch):
 
 
 def test_pairs_sharing_a_gpu_count_it_as_one_core(monkeypatch):
-    monkeypatch.setattr(pairs, "cpu_count", lambda: 16)
-    monkeypatch.setattr(pairs, "gpu_name", lambda: "NVIDIA H200")
-    on_gpu = pairs.LocalWorkers(4, accelerator=True)
+    monkeypatch.setattr(local_pairs, "cpu_count", lambda: 16)
+    monkeypatch.setattr(local_pairs, "gpu_name", lambda: "NVIDIA H200")
+    on_gpu = local_pairs.LocalWorkers(4, accelerator=True)
     assert (on_gpu.cores, on_gpu.threads) == (1, 4)
     assert on_gpu.started_line().endswith("with 4 thread(s), sharing one GPU")
     assert on_gpu.describe()["gpu"] == "NVIDIA H200"
-    assert pairs.LocalWorkers(4).cores == 4 and pairs.LocalWorkers(4).describe()["gpu"] is None
+    on_cpu = local_pairs.LocalWorkers(4)
+    assert on_cpu.cores == 4 and on_cpu.describe()["gpu"] is None
 
 
 def test_a_trial_on_a_gpu_times_the_pairs_crowded_then_alone(monkeypatch):
-    monkeypatch.setattr(pairs, "cpu_count", lambda: 16)
+    monkeypatch.setattr(local_pairs, "cpu_count", lambda: 16)
     busy = []
 
     def time_at_once(self, data, config, architecture, count):
         busy.append(count)
         step = {4: 0.004, 1: 0.0015}[count]  # four taking turns, then one with the GPU alone
-        return [pairs.StepTiming(architecture, step, 1e-5, 20.0)] * count
+        return [StepTiming(architecture, step, 1e-5, 20.0)] * count
 
-    monkeypatch.setattr(pairs.LocalWorkers, "_time_at_once", time_at_once)
-    timing = pairs.LocalWorkers(4, accelerator=True).time_steps(None, CVConfig(), "strided-cnn")
+    monkeypatch.setattr(local_pairs.LocalWorkers, "_time_at_once", time_at_once)
+    on_gpu = local_pairs.LocalWorkers(4, accelerator=True)
+    timing = on_gpu.time_steps(None, CVConfig(), "strided-cnn")
     assert busy == [4, 1]
     assert (timing.step_seconds, timing.uncrowded_step_seconds) == (0.004, 0.0015)
 

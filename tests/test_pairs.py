@@ -11,30 +11,14 @@ from dataclasses import replace
 import keras
 import numpy as np
 import pytest
-from helpers import modules_imported
-from test_cv import TINY, run_tiny
+from helpers import TINY, modules_imported, run_tiny, small_dataset, training_data
 
+from kaggle_digits import local_pairs
 from kaggle_digits.config import CVConfig
-from kaggle_digits.cv import fold_assignment, pair_dir
-from kaggle_digits.pairs import Pair, TrainingData, fit_pair
+from kaggle_digits.cv import fold_assignment
+from kaggle_digits.pairs import Pair, fit_pair
+from kaggle_digits.run_folder import pair_dir
 from kaggle_digits.training import BatchClock, train_model
-
-
-def small_data(small_dataset) -> TrainingData:
-    return TrainingData(
-        small_dataset.train_images,
-        small_dataset.train_labels,
-        small_dataset.test_images,
-        fold_assignment(small_dataset.train_labels, 2, 0),
-        10,
-    )
-
-
-def load_small(small):
-    from kaggle_digits.competition import load_competition
-    from kaggle_digits.data import load_dataset
-
-    return load_dataset(load_competition(small.spec_path), small.data_dir)
 
 
 class LastStepWeights(keras.callbacks.Callback):
@@ -45,7 +29,7 @@ class LastStepWeights(keras.callbacks.Callback):
 
 
 def test_ema_weights_are_the_model_and_differ_from_the_last_step(small):
-    dataset = load_small(small)
+    dataset = small_dataset(small)
     config = CVConfig(members=("tiny-cnn",), epochs=2, batch_size=32, ema=0.9, augment=False)
     last_step = LastStepWeights()
     model, _ = train_model(
@@ -61,7 +45,7 @@ class FinalLearningRate(keras.callbacks.Callback):
 
 
 def test_fractional_epochs_train_their_share_of_a_pass_to_the_schedules_end(small):
-    dataset = load_small(small)
+    dataset = small_dataset(small)
     config = CVConfig(members=("tiny-cnn",), epochs=1.5, batch_size=32, augment=False)
     clock, final = BatchClock(), FinalLearningRate()
     _, history = train_model(
@@ -85,7 +69,7 @@ def test_the_saved_model_is_the_one_that_predicted(small, option):
     held-out and test probabilities; with deskewing on, it holds the Deskew layer too."""
     from kaggle_digits.layers import Deskew
 
-    data = small_data(load_small(small))
+    data = training_data(small)
     config = CVConfig(members=("tiny-cnn",), epochs=2, batch_size=32, **option)
     output = fit_pair(data, config, Pair(0, 0, "tiny-cnn", 7), report=lambda report: None)
     with zipfile.ZipFile(io.BytesIO(output.model_file)):
@@ -123,7 +107,6 @@ def test_fewer_folds_chosen_after_the_workers_got_the_data_are_the_ones_trained(
 ):
     """A short budget may take fewer folds once the trial has started the workers with the
     run's first fold assignment: the pairs still train and are scored on the new one."""
-    monkeypatch.setattr("kaggle_digits.ray_pairs.ray_installed", lambda: False)
 
     def fewer_folds(config, data, runner, started, log, keep_folds):
         runner.time_steps(data, config, "mlp")  # the workers start with the 3-fold data
@@ -132,7 +115,7 @@ def test_fewer_folds_chosen_after_the_workers_got_the_data_are_the_ones_trained(
     monkeypatch.setattr("kaggle_digits.cv.fit_budget", fewer_folds)
     config = replace(TINY, folds=3, members=("mlp",), budget_minutes=5, workers=2)
     result = run_tiny(small, tmp_path, config)
-    labels = load_small(small).train_labels
+    labels = small_dataset(small).train_labels
     assert np.array_equal(
         np.load(result.run_dir / "folds.npy"), fold_assignment(labels, 2, config.seed)
     )
@@ -187,20 +170,19 @@ def test_learning_curves_score_a_spread_of_the_held_out_rows():
 
 
 def test_more_local_workers_than_cores_share_them(monkeypatch):
-    from kaggle_digits import pairs
 
-    monkeypatch.setattr(pairs, "cpu_count", lambda: 2)
-    three = pairs.LocalWorkers(3)
+    monkeypatch.setattr(local_pairs, "cpu_count", lambda: 2)
+    three = local_pairs.LocalWorkers(3)
     assert (three.cores, three.threads) == (2, 1)
     assert three.started_line().endswith("with 1 thread(s), sharing 2 cores")
-    two = pairs.LocalWorkers(2)
+    two = local_pairs.LocalWorkers(2)
     assert two.cores == 2 and "sharing" not in two.started_line()
 
 
 def test_a_crowd_of_workers_is_timed_again_as_its_last_round_runs(monkeypatch):
     from kaggle_digits import pairs
 
-    monkeypatch.setattr(pairs, "cpu_count", lambda: 2)
+    monkeypatch.setattr(local_pairs, "cpu_count", lambda: 2)
     busy = []
 
     def time_at_once(self, data, config, architecture, count):
@@ -209,14 +191,14 @@ def test_a_crowd_of_workers_is_timed_again_as_its_last_round_runs(monkeypatch):
         # the crowd's short prediction ran partly alone, and reads as fast as the two's
         return [pairs.StepTiming(architecture, step, 0.001, 2.0)] * count
 
-    monkeypatch.setattr(pairs.LocalWorkers, "_time_at_once", time_at_once)
-    timing = pairs.LocalWorkers(3).time_steps(None, CVConfig(), "tiny-cnn")
+    monkeypatch.setattr(local_pairs.LocalWorkers, "_time_at_once", time_at_once)
+    timing = local_pairs.LocalWorkers(3).time_steps(None, CVConfig(), "tiny-cnn")
     assert busy == [3, 2]
     assert (timing.step_seconds, timing.uncrowded_step_seconds) == (0.3, 0.24)
     assert timing.predict_seconds == pytest.approx(0.001 * 0.3 / 0.24)  # slowed as the steps
     busy.clear()
     assert (
-        pairs.LocalWorkers(2).time_steps(None, CVConfig(), "tiny-cnn").uncrowded_step_seconds
+        local_pairs.LocalWorkers(2).time_steps(None, CVConfig(), "tiny-cnn").uncrowded_step_seconds
         is None
     )
     assert busy == [2]
@@ -226,42 +208,43 @@ def test_a_trials_wait_for_the_other_workers_is_not_timed(small):
     from kaggle_digits import pairs
 
     waits = []
+    wait_seconds = 3.0
 
     def wait_for_the_others():
         waits.append(time.perf_counter())
-        time.sleep(2.0)  # counted in the timed steps, it would add ~40 ms to each
+        time.sleep(wait_seconds)
 
-    data = small_data(load_small(small))
+    data = training_data(small)
     started = time.perf_counter()
     timing = pairs.time_steps(data, CVConfig(batch_size=32), "mlp", wait_for_the_others)
     assert len(waits) == 1
-    assert timing.step_seconds < 0.03
+    timed_steps = max(12, math.ceil(pairs.TRIAL_IMAGES / 32))
+    # counted, the wait alone would make the timed steps last longer than it
+    assert timing.step_seconds * timed_steps < wait_seconds
     assert timing.startup_seconds < waits[0] - started  # the warm-up steps came before it
 
 
 def test_workers_sharing_cores_time_their_steps_together_in_both_rounds(small, monkeypatch):
     """Three workers on two cores: the crowded round waits for all three, the last round's
     for two; neither waits for a worker that is not in it."""
-    from kaggle_digits import pairs
 
-    monkeypatch.setattr(pairs, "cpu_count", lambda: 2)
-    data = small_data(load_small(small))
-    with pairs.LocalWorkers(3) as runner:
+    monkeypatch.setattr(local_pairs, "cpu_count", lambda: 2)
+    data = training_data(small)
+    with local_pairs.LocalWorkers(3) as runner:
         started = time.perf_counter()
         timing = runner.time_steps(data, CVConfig(batch_size=32), "mlp")
     assert timing.uncrowded_step_seconds is not None
-    assert time.perf_counter() - started < pairs.TRIAL_WAIT_SECONDS
+    assert time.perf_counter() - started < local_pairs.TRIAL_WAIT_SECONDS
 
 
 def test_the_pairs_train_in_fresh_workers_after_a_trial(small):
     """A process keeps what a trial's nets held: the pairs start in new worker processes."""
-    from kaggle_digits import pairs
     from kaggle_digits.cv import all_pairs
 
-    data = small_data(load_small(small))
+    data = training_data(small)
     config = replace(TINY, members=("mlp",), workers=2)
     finished = []
-    with pairs.LocalWorkers(2) as runner:
+    with local_pairs.LocalWorkers(2) as runner:
         runner.time_steps(data, config, "mlp")
         trial_workers = {process.pid for process in multiprocessing.active_children()}
         runner.run(data, config, all_pairs(config), lambda report: None, finished.append)

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_user_error, modules_imported
-from test_cv import TINY, cv_cli
+from helpers import TINY, assert_user_error, cv_cli, modules_imported, training_data
 
-from kaggle_digits.config import CVConfig
-from kaggle_digits.pairs import EpochReport, InProcess, LocalWorkers, Pair, make_runner
+from kaggle_digits.config import CVConfig, preset_config
+from kaggle_digits.cv import make_runner
+from kaggle_digits.errors import UserError
+from kaggle_digits.local_pairs import InProcess, LocalWorkers
+from kaggle_digits.pairs import EpochReport, Pair
 from kaggle_digits.progress import Progress
 from kaggle_digits.ray_pairs import RayPairs, pair_resources
 
@@ -29,6 +31,7 @@ pytest.importorskip("ray")
 BIN = Path(sys.executable).parent
 # one precision: with the preset's "auto", two runs' trials could choose differently
 TWO_PAIRS = ["--folds", "2", "--members", "lc-cnn", "--seed", "3", "--precision", "float32"]
+RAY_TWO = ("--workers", "2", "--engine", "ray")  # two pairs at once as Ray tasks
 
 
 def command(small, tmp_path, *args) -> list[str]:
@@ -108,23 +111,30 @@ def test_resources_a_pair_asks_for():
     assert pair_resources([{"CPU": 8, "GPU": 2}], requested=1, pairs=5) == (1, 4, 1)
 
 
-def test_ray_only_when_asked(monkeypatch):
-    """No option, or one worker: no Ray; --workers N: Ray where it is installed, worker
-    processes where not; --ray without Ray installed: one line."""
+def test_the_engine_is_the_one_asked_for_and_ray_only_when_asked(monkeypatch):
+    """auto: one worker in this process, more in worker processes, Ray only for --ray; each
+    engine by name; --ray beside another engine, or without Ray installed: one line."""
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # as it was: no token to find
     assert isinstance(make_runner(CVConfig(workers=1)), InProcess)
-    assert isinstance(make_runner(CVConfig(workers=2)), RayPairs)
-    assert isinstance(make_runner(CVConfig(workers=2), "127.0.0.1:6379"), RayPairs)
-    monkeypatch.setattr("kaggle_digits.ray_pairs.ray_installed", lambda: False)
     assert isinstance(make_runner(CVConfig(workers=2)), LocalWorkers)
+    assert isinstance(make_runner(CVConfig(workers=2), "127.0.0.1:6379"), RayPairs)
+    assert isinstance(make_runner(CVConfig(workers=2, engine="ray")), RayPairs)
+    assert isinstance(make_runner(CVConfig(workers=1, engine="processes")), LocalWorkers)
+    assert isinstance(make_runner(CVConfig(workers=0, engine="in-process")), InProcess)
+    with pytest.raises(UserError, match="--ray trains the pairs as Ray tasks: drop --engine"):
+        make_runner(CVConfig(engine="processes"), "127.0.0.1:6379")
+    with pytest.raises(UserError, match="--engine in-process trains one pair at a time"):
+        preset_config("quick", engine="in-process", workers=2)
+    monkeypatch.setattr("kaggle_digits.ray_pairs.ray_installed", lambda: False)
     with pytest.raises(
         Exception, match=r"Ray is not installed: pip install 'kaggle-digits\[ray\]'"
     ):
         make_runner(CVConfig(), "127.0.0.1:6379").__enter__()
     runners_without_ray = (
         "from kaggle_digits.config import CVConfig\n"
-        "from kaggle_digits.pairs import make_runner\n"
-        "make_runner(CVConfig(workers=1)); make_runner(CVConfig(workers=0, folds=2))"
+        "from kaggle_digits.cv import make_runner\n"
+        "make_runner(CVConfig(workers=1)); make_runner(CVConfig(workers=0, folds=2));"
+        "make_runner(CVConfig(workers=2))"
     )
     assert modules_imported(runners_without_ray, "ray") == [False]
 
@@ -145,7 +155,9 @@ def test_ray_workers_leave_the_files_of_a_sequential_run(small, tmp_path):
     """Two Ray tasks of one thread each against one process with one thread: the same folds,
     files and configuration, and the same probabilities to 1e-5."""
     cv(small, tmp_path / "one", *TWO_PAIRS, "--epochs", "2", "--workers", "1", threads=1)
-    with_ray = cv(small, tmp_path / "two", *TWO_PAIRS, "--epochs", "2", "--workers", "2")
+    with_ray = cv(
+        small, tmp_path / "two", *TWO_PAIRS, "--epochs", "2", "--workers", "2", "--engine", "ray"
+    )
     assert "training 2 pairs at a time as Ray tasks on a Ray on this machine, 1 thread(s) each" in (
         with_ray.stdout
     )
@@ -162,7 +174,7 @@ def test_ray_workers_leave_the_files_of_a_sequential_run(small, tmp_path):
     }
     assert configs[0]["execution"]["engine"] == "in-process"
     different = {key for key in configs[0] if configs[0][key] != configs[1][key]}
-    assert different <= {"workers", "execution"}, different
+    assert different <= {"workers", "engine", "execution"}, different
     for name in ("folds.npy", "oof_probs.npy", "test_probs.npy"):
         np.testing.assert_allclose(np.load(one / name), np.load(two / name), atol=1e-5)
 
@@ -171,12 +183,11 @@ def test_the_pairs_start_in_fresh_ray_workers_after_a_trial(small):
     """A process keeps what a trial's nets held: the trial's workers exit after it, so a task
     sent after the trial gets a worker that has not even imported Keras."""
     import ray
-    from test_pairs import load_small, small_data
 
     def keras_imported() -> bool:
         return "keras" in sys.modules
 
-    data = small_data(load_small(small))
+    data = training_data(small)
     config = replace(TINY, members=("mlp",), workers=2)
     with RayPairs(2, pairs=2) as runner:
         runner.time_steps(data, config, "mlp")
@@ -186,7 +197,7 @@ def test_the_pairs_start_in_fresh_ray_workers_after_a_trial(small):
 
 
 def test_a_worker_killed_mid_pair_is_retried(small, tmp_path):
-    process = start_cv(small, tmp_path, *TWO_PAIRS, "--epochs", "40", "--workers", "2")
+    process = start_cv(small, tmp_path, *TWO_PAIRS, "--epochs", "40", *RAY_TWO)
     lines: list[str] = []
     try:
         read_until(process, "fold 1/2 member 1/1 lc-cnn epoch 1/40", lines)
@@ -210,7 +221,7 @@ def test_a_worker_killed_mid_pair_is_retried(small, tmp_path):
 
 def test_a_killed_driver_leaves_finished_pairs_and_resume_finishes_with_ray(small, tmp_path):
     args = ["--folds", "3", "--members", "mlp", "--epochs", "30"]
-    process = start_cv(small, tmp_path, *args, "--workers", "2")
+    process = start_cv(small, tmp_path, *args, *RAY_TWO)
     lines: list[str] = []
     try:
         read_until(process, "held-out accuracy", lines)  # a pair is finished and written
@@ -227,7 +238,7 @@ def test_a_killed_driver_leaves_finished_pairs_and_resume_finishes_with_ray(smal
         time.sleep(1)  # Ray ends the dead driver's tasks
     assert not pair_processes()
 
-    resumed = cv(small, tmp_path, "--resume", run.name, "--workers", "2")
+    resumed = cv(small, tmp_path, "--resume", run.name, *RAY_TWO)
     assert resumed.stdout.count(": done") == len(finished)
     assert "as Ray tasks" in resumed.stdout
     assert (run / "metrics.json").is_file()

@@ -1,3 +1,4 @@
+import json
 import shutil
 import time
 
@@ -28,6 +29,8 @@ def test_runs_lists_complete_and_incomplete_runs_newest_first(trained, tmp_path)
     assert lines[2].startswith(complete.name) and lines[2].endswith("complete")
     assert f"{trained.oof_accuracy:.5f}" in lines[2]
     assert "0.99200" in lines[2] and "tiny-cnn" in lines[2]
+    wall = json.loads((complete / "metrics.json").read_text())["wall_minutes"]
+    assert lines[0].split()[5] == "wall" and lines[2].split()[5] == f"{wall:.1f}"
 
 
 def test_runs_says_how_to_start(tmp_path):

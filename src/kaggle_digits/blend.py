@@ -16,10 +16,10 @@ from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 
 from kaggle_digits import plots
 from kaggle_digits.competition import Competition
-from kaggle_digits.cv import find_run, new_run_dir, point_latest_at
 from kaggle_digits.data import load_dataset
 from kaggle_digits.errors import UserError
 from kaggle_digits.files import read_json, save_array, write_json
+from kaggle_digits.run_folder import find_run, new_run_dir, point_latest_at
 
 Log = Callable[[str], None]
 METHODS = ("greedy", "mean")
@@ -170,5 +170,9 @@ def blend_metrics(
         "member_oof_accuracies": source_scores,
         "pairs": [],
         "optimistic": any(metrics.get("optimistic") for metrics in source_metrics),
-        "training_minutes": round(sum(m.get("training_minutes", 0) for m in source_metrics), 1),
+        # the sources trained one after another; runs saved before wall_minutes count 0
+        "wall_minutes": round(sum(m.get("wall_minutes", 0) for m in source_metrics), 1),
+        "pair_minutes": round(
+            sum(m.get("pair_minutes", m.get("training_minutes", 0)) for m in source_metrics), 1
+        ),
     }

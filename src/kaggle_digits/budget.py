@@ -17,11 +17,9 @@ from kaggle_digits.pairs import StepTiming, learning_curve_rows
 from kaggle_digits.schedule import makespan
 
 # Plan to end before the budget: a shared machine's speed wanders by ±30% from one minute to
-# the next. (Measured: with Keras's own input pipeline, which stalled, a 35-minute plan at 0.93
-# took about 40 minutes; with ours, a 49-minute plan took 46.5.)
+# the next (see docs/measurements.md#planning-margins)
 SAFETY = 0.90
-# averaging the members, scoring, plots, writing the run folder: measured 4-5 s for 2 folds
-# (holdout split and full data), 8 s for 5 folds of strided-cnn
+# averaging the members, scoring, plots, writing the run folder, with a margin
 FINISH_SECONDS = 10.0
 SAVE_SECONDS = 2.0  # a pair's model file and predictions
 MIN_EPOCHS_PER_MEMBER = 6  # below this, a second member is worth less than longer training
@@ -29,8 +27,7 @@ MAX_EPOCHS = 60  # past this, a longer schedule buys next to nothing
 # the recipe for budgets too short for a preset's own nets (see short_budget_recipe)
 SHORT_BUDGET_PRESET = "quick"
 # below this, the short-budget recipe's small net is far from converged, and its preset's
-# fewer folds buy it more epochs (measured, 10-minute budget: 5 folds x 7.5 epochs OOF 0.99137,
-# held-out 0.99262; 2 folds x 30.5, 0.99244 / 0.99369)
+# fewer folds buy it more epochs (see docs/measurements.md#two-folds-for-quick)
 SHORT_RECIPE_EPOCHS = 15
 
 
@@ -182,9 +179,8 @@ def short_budget_recipe(config: CVConfig) -> CVConfig | None:
     """The quick preset's recipe (net, batch size, learning rate) with this run's own options
     (folds, seed, workers, budget and whatever else differs from its preset), to use where
     the budget gives the preset's nets fewer than MIN_EPOCHS_PER_MEMBER epochs: a small net
-    trained to convergence beats a big one stopped after a few epochs (measured side by side on
-    one fold of 26,880 rows: strided-cnn 3 epochs 0.99033 in 380 s, tiny-cnn 9 epochs 0.99092
-    in 238 s).
+    trained to convergence beats a big one stopped after a few epochs (see
+    docs/measurements.md#small-nets-for-short-budgets).
 
     None where the run's nets were chosen by hand (--members) or already are the quick ones."""
     own = PRESETS.get(config.preset)

@@ -4,11 +4,12 @@ Errors a user can cause (UserError) become one line on stderr and exit code 2.
 """
 
 import contextlib
+import inspect
 import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -132,7 +133,35 @@ def info(
         typer.echo(f"sample grid  {sample_digits_figure(dataset, png)}")
 
 
+def with_cv_options(command: Callable) -> Callable:
+    """Give `command` a keyword parameter for each of config.CV_OPTIONS, in place of its
+    **options: the options are declared there once, beside CVConfig."""
+    from kaggle_digits.config import CV_OPTIONS
+
+    def parameter(option) -> inspect.Parameter:
+        if option.type is bool:
+            declared = typer.Option(f"{option.name}/{option.name.replace('--', '--no-', 1)}")
+        else:
+            declared = typer.Option(option.name, metavar=option.metavar)
+        declared.help = option.help
+        value_type = str if option.type is tuple else option.type
+        return inspect.Parameter(
+            option.field,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[value_type | None, declared],
+        )
+
+    signature = inspect.signature(command)
+    own = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+    command.__signature__ = signature.replace(
+        parameters=[*own, *(parameter(option) for option in CV_OPTIONS)]
+    )
+    return command
+
+
 @app.command()
+@with_cv_options
 def cv(
     ctx: typer.Context,
     preset: Annotated[
@@ -142,89 +171,6 @@ def cv(
             "GPU, 15 minutes)."
         ),
     ] = "default",
-    folds: Annotated[
-        int | None,
-        typer.Option(
-            help="Number of stratified folds (default: the preset's; a short --budget may "
-            "take fewer unless you give it)."
-        ),
-    ] = None,
-    members: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated architectures, e.g. fast-cnn,resnet (see --list-models)."
-        ),
-    ] = None,
-    epochs: Annotated[
-        float | None, typer.Option(help="Epochs per member; fractions too, e.g. 12.5.")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="Seed for folds, weights and augmentation.")
-    ] = None,
-    tta: Annotated[
-        int | None,
-        typer.Option(
-            help="Copies of each image averaged with it at prediction time (0: off; at most 12 "
-            "shifts, 6 rotations)."
-        ),
-    ] = None,
-    tta_views: Annotated[
-        str | None,
-        typer.Option(
-            help="The copies: shifts (moved by 1-2 pixels) or rotations (turned by 4, 8, 12 "
-            "degrees either way; the default preset's)."
-        ),
-    ] = None,
-    label_smoothing: Annotated[
-        float | None, typer.Option(help="Label smoothing, e.g. 0.05.")
-    ] = None,
-    augment: Annotated[
-        bool | None, typer.Option("--augment/--no-augment", help="Rotations, zooms, shifts.")
-    ] = None,
-    deskew: Annotated[
-        bool | None,
-        typer.Option("--deskew/--no-deskew", help="Straighten slanted handwriting before the net."),
-    ] = None,
-    early_stopping: Annotated[
-        int | None,
-        typer.Option(help="Patience on each fold's held-out rows (makes the CV score optimistic)."),
-    ] = None,
-    budget: Annotated[
-        float | None,
-        typer.Option(
-            help="Minutes for the whole run: times a few steps, then picks the epochs "
-            "(and members) that fit. 0: off."
-        ),
-    ] = None,
-    ema: Annotated[
-        float | None,
-        typer.Option(help="Momentum of a moving average of the weights, e.g. 0.999 (0: off)."),
-    ] = None,
-    select_hard: Annotated[
-        float | None,
-        typer.Option(
-            help="Train each epoch after the first on the rows the model finds hardest: a row "
-            "at loss percentile p is kept with probability p**X, 1/(1+X) of the rows "
-            "(0: all rows; the default preset: 2)."
-        ),
-    ] = None,
-    precision: Annotated[
-        str | None,
-        typer.Option(
-            help="The nets' Keras dtype policy: float32, mixed_bfloat16 (float32 weights, "
-            "bfloat16 arithmetic: fast on CPUs with AMX or AVX-512 BF16 and on recent GPUs) or "
-            "auto (whichever a short trial finds faster; the presets' choice)."
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            help="Pairs trained at once, each with a share of the cores: as Ray tasks on this "
-            "machine where Ray is installed, else in processes of their own (0: one per core "
-            "on a CPU, one on a GPU, without Ray)."
-        ),
-    ] = None,
     ray: Annotated[
         str | None,
         typer.Option(
@@ -238,46 +184,35 @@ def cv(
     ] = None,
     runs_dir: RunsDir = None,
     list_models: Annotated[bool, typer.Option(help="List the architectures and exit.")] = False,
+    **options,
 ) -> None:
     """Stratified k-fold training of a CNN ensemble: OOF score, test predictions, a run folder.
 
     Examples: kaggle-digits cv --preset quick; kaggle-digits cv --budget 10;
     KERAS_BACKEND=jax kaggle-digits cv --preset gpu;
     kaggle-digits cv --preset quick --no-deskew --tta 8; kaggle-digits cv --select-hard 0;
-    kaggle-digits cv --tta-views shifts; kaggle-digits cv --preset quick --tta-views rotations;
-    kaggle-digits cv --precision float32;
+    kaggle-digits cv --tta-views shifts; kaggle-digits cv --precision float32;
     kaggle-digits cv --folds 5 --members fast-cnn,resnet --epochs 20 --workers 2 --ema 0.999;
-    kaggle-digits cv --ray 10.0.0.5:6379; kaggle-digits cv --resume 20261123-101500-default
+    kaggle-digits cv --engine ray --workers 2; kaggle-digits cv --ray 10.0.0.5:6379;
+    kaggle-digits cv --resume 20261123-101500-default
     """
     # no Keras here: with workers or Ray the pairs train in processes of their own
-    from kaggle_digits.config import preset_config
-    from kaggle_digits.cv import resolve_resume, run_cv
+    from kaggle_digits.config import OPTIONS_BY_FIELD, preset_config, resume_overrides
+    from kaggle_digits.cv import run_cv
     from kaggle_digits.models import describe_architectures
+    from kaggle_digits.run_folder import run_folder
 
     if list_models:
         typer.echo(describe_architectures())
         return
-    overrides = dict(
-        folds=folds,
-        members=tuple(members.split(",")) if members else None,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
-        tta=tta,
-        tta_views=tta_views,
-        label_smoothing=label_smoothing,
-        augment=augment,
-        deskew=deskew,
-        early_stopping=early_stopping,
-        budget_minutes=budget,
-        ema=ema,
-        select_hard=select_hard,
-        precision=precision,
-    )
+    given = {field: OPTIONS_BY_FIELD[field].parse(value) for field, value in options.items()}
     with user_errors():
-        config = preset_config(preset, **overrides, workers=workers)
         runs_dir = ctx.obj.runs_dir(runs_dir)
-        resume_dir = resolve_resume(resume, runs_dir, overrides) if resume else None
+        resume_dir = None
+        if resume:
+            given = resume_overrides(given)
+            resume_dir = run_folder(resume, runs_dir)
+        config = preset_config(preset, **given)
         terminal = Terminal()
         run_cv(
             config,
@@ -288,7 +223,7 @@ def cv(
             log=terminal.log,
             status=terminal.status if terminal.live else None,
             ray_address=ray,
-            keep_folds=folds is not None,
+            keep_folds=given.get("folds") is not None,
         )
 
 

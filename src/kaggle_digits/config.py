@@ -12,24 +12,17 @@ from pathlib import Path
 
 from kaggle_digits.errors import UserError
 
-# Test-time views: the image moved by whole pixels (down, right), nearest first. Measured on
-# the saved fold models of holdout runs (OOF, the same models with and without): 2 folds of
-# tiny-cnn x 15.2 epochs 0.99179 -> 0.99313 with the first 4 (the training augmentation's random
-# views: 0.99277), x 36.4 epochs 0.99229 -> 0.99366; 5 folds of strided-cnn x 14.8 epochs
-# 0.99497 -> 0.99524, with the first 8 0.99545. Small, short-trained nets gain the most.
+# Test-time views: the image moved by whole pixels (down, right), nearest first; small,
+# short-trained nets gain the most (see docs/measurements.md#test-time-views)
 TTA_SHIFTS = (
     (1, 0), (-1, 0), (0, 1), (0, -1),
     (2, 0), (-2, 0), (0, 2), (0, -2),
     (1, 1), (1, -1), (-1, 1), (-1, -1),
 )  # fmt: skip
 
-# Or the image turned by a few degrees (anticlockwise, clockwise), nearest first: resampled
-# (bilinear), as every training image is by the random augmentation, where the test images
-# are not. Measured on the saved fold models of a holdout run of the default preset (strided-cnn
-# x 36.3 epochs of a third): OOF 0.99545 without views, 0.99562 with 4 shifts, 0.99604 with
-# these 4 (log-loss 0.0161, 0.0156, 0.0146); one view blurred by half a pixel alone 0.99595.
-# A full-data run's: 0.99562, 0.99567, 0.99588 (0.0163, 0.0155, 0.0146). Tiny-cnn (quick
-# preset): 0.99292, 0.99384, 0.99402, its held-out log-loss no better, so it keeps the shifts.
+# Or the image turned by a few degrees (anticlockwise, clockwise), nearest first, and
+# resampled (bilinear) as every training image is by the augmentation, where the test images
+# are not (see docs/measurements.md#turned-test-time-views)
 TTA_ROTATIONS = (4.0, -4.0, 8.0, -8.0, 12.0, -12.0)  # degrees
 TTA_VIEWS = {"shifts": TTA_SHIFTS, "rotations": TTA_ROTATIONS}
 
@@ -42,8 +35,8 @@ class CVConfig:
     folds: int = 5
     members: tuple[str, ...] = ("strided-cnn",)  # architectures, see models.ARCHITECTURES
     epochs: float = 8  # passes over a fold's training rows; a budget's plan chooses tenths
-    # small batches: the same CPU time per image, four times the steps (measured on two folds,
-    # strided-cnn 10 epochs side by side: batch 32 0.99464/0.99494, 128 0.99390/0.99301)
+    # small batches: on a CPU the same time an image, four times the steps
+    # (see docs/measurements.md#batch-size)
     batch_size: int = 32
     seed: int = 42
     learning_rate: float = 3e-3  # peak of the one-cycle schedule (warm-up, cosine decay)
@@ -53,11 +46,9 @@ class CVConfig:
     rotation_degrees: float = 10.0
     zoom: float = 0.10
     shift: float = 0.10
-    # straighten slanted handwriting in front of the net (layers.Deskew). Measured side by side
-    # (2 folds of the holdout split, fold 0, the same time): tiny-cnn x 10 epochs 0.99137 ->
-    # 0.99226-0.99280, strided-cnn x 4 epochs 0.98869 -> 0.99131 (docs/measurements.md). The
-    # presets turn it on; False here, as in runs saved before it existed, whose models have no
-    # such layer.
+    # straighten slanted handwriting in front of the net (layers.Deskew; see
+    # docs/measurements.md#deskewing). The presets turn it on; False here, as in runs saved
+    # before it existed, whose models have no such layer.
     deskew: bool = False
     tta: int = 0  # copies of each image averaged with it at prediction time (TTA_VIEWS)
     tta_views: str = "shifts"  # which copies: moved by whole pixels, or turned a few degrees
@@ -71,12 +62,13 @@ class CVConfig:
     select_hard: float = 0.0
     # the Keras dtype policy the nets are built with (PRECISIONS): "mixed_bfloat16" keeps the
     # weights in float32 and computes in bfloat16, faster where the hardware does bfloat16
-    # (CPUs with AMX or AVX-512 BF16, recent GPUs; strided-cnn 1.3-1.4x a step on a 2-core
-    # Xeon with AMX, at the same accuracy an epoch) and slower where it is emulated; "auto":
-    # whichever a short trial finds faster here (cv.choose_precision)
+    # (CPUs with AMX or AVX-512 BF16, recent GPUs) and slower where it is emulated; "auto":
+    # whichever a short trial finds faster here (trials.choose_precision; see
+    # docs/measurements.md#precision)
     precision: str = "float32"
     budget_minutes: float = 0.0  # > 0: epochs (and members) chosen to finish in this time
-    workers: int = 1  # pairs trained at once, each in its own process; 0: as the machine suits
+    workers: int = 1  # pairs trained at once; 0: as the machine suits
+    engine: str = "auto"  # how the pairs run (ENGINES)
 
     @property
     def whole_epochs(self) -> int:
@@ -113,6 +105,119 @@ class CVConfig:
         return cls(**values)
 
 
+ENGINES = ("auto", "in-process", "processes", "ray")
+
+
+@dataclass(frozen=True)
+class Option:
+    """A `cv` option: the CVConfig field it sets. `execution`: how the pairs run, not what
+    they learn, so a resumed run takes it from the resuming command. `rerun`: part of the
+    printed command that trains the same run again."""
+
+    field: str
+    help: str
+    flag: str = ""  # default: the field's name, --like-this
+    metavar: str | None = None
+    execution: bool = False
+    rerun: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.flag or "--" + self.field.replace("_", "-")
+
+    @property
+    def type(self) -> type:
+        """int, float, str, bool, or tuple (a comma-separated list on the command line)."""
+        kind = CVConfig.__dataclass_fields__[self.field].type
+        return tuple if getattr(kind, "__origin__", None) is tuple else kind
+
+    def parse(self, value):
+        """The field's value from the command line's."""
+        if value is None or self.type is not tuple:
+            return value
+        return tuple(name.strip() for name in value.split(",") if name.strip())
+
+    def format(self, value) -> str:
+        """The option as a command line gives it."""
+        if isinstance(value, bool):
+            return self.name if value else self.name.replace("--", "--no-", 1)
+        if isinstance(value, tuple):
+            return f"{self.name} {','.join(value)}"
+        if isinstance(value, float):
+            return f"{self.name} {value:g}"
+        return f"{self.name} {value}"
+
+
+# Every option of `cv` that sets a CVConfig field, in --help's order: the CLI, --resume and
+# rerun_command read them from here
+CV_OPTIONS = (
+    Option(
+        "folds",
+        "Number of stratified folds (default: the preset's; a short --budget may take fewer "
+        "unless you give it).",
+    ),
+    Option(
+        "members",
+        "Comma-separated architectures, e.g. fast-cnn,resnet (see --list-models).",
+        metavar="A,B",
+    ),
+    Option("epochs", "Epochs per member; fractions too, e.g. 12.5. Replaces a preset's budget."),
+    Option("batch_size", "Training batch size."),
+    Option("seed", "Seed for folds, weights and augmentation."),
+    Option(
+        "tta",
+        "Copies of each image averaged with it at prediction time (0: off; at most 12 shifts, "
+        "6 rotations).",
+    ),
+    Option(
+        "tta_views",
+        "The copies: shifts (moved by 1-2 pixels) or rotations (turned by 4, 8, 12 degrees "
+        "either way; the default preset's).",
+    ),
+    Option("label_smoothing", "Label smoothing, e.g. 0.05."),
+    Option("augment", "Rotations, zooms, shifts."),
+    Option("deskew", "Straighten slanted handwriting before the net."),
+    Option(
+        "early_stopping",
+        "Patience on each fold's held-out rows (makes the CV score optimistic).",
+    ),
+    Option(
+        "budget_minutes",
+        "Minutes for the whole run: times a few steps, then picks the epochs (and members) "
+        "that fit. 0: off.",
+        flag="--budget",
+        rerun=False,  # the printed command gives the epochs the budget chose
+    ),
+    Option("ema", "Momentum of a moving average of the weights, e.g. 0.999 (0: off)."),
+    Option(
+        "select_hard",
+        "Train each epoch after the first on the rows the model finds hardest: a row at loss "
+        "percentile p is kept with probability p**X, 1/(1+X) of the rows (0: all rows; the "
+        "default preset: 2).",
+    ),
+    Option(
+        "precision",
+        "The nets' Keras dtype policy: float32, mixed_bfloat16 (float32 weights, bfloat16 "
+        "arithmetic: fast on CPUs with AMX or AVX-512 BF16 and on recent GPUs) or auto "
+        "(whichever a short trial finds faster; the presets' choice).",
+    ),
+    Option(
+        "workers",
+        "Pairs trained at once, each with a share of the cores (0: one per core on a CPU, "
+        "4 sharing a GPU).",
+        execution=True,
+    ),
+    Option(
+        "engine",
+        "How the pairs run: in-process (one after another), processes (each in a worker "
+        "process of its own), ray (Ray tasks, on this machine or the --ray cluster), or auto "
+        "(ray with --ray; else processes for more than one worker, in-process for one).",
+        execution=True,
+    ),
+)
+OPTIONS_BY_FIELD = {option.field: option for option in CV_OPTIONS}
+
+
 def scaled_learning_rate(learning_rate: float, batch_size: int, new_batch_size: int) -> float:
     """The learning rate for `new_batch_size` that matches `learning_rate` at `batch_size`:
     scaled by the square root of their ratio, as suits Adam (the gradient's noise falls with
@@ -120,37 +225,26 @@ def scaled_learning_rate(learning_rate: float, batch_size: int, new_batch_size: 
     return learning_rate * math.sqrt(new_batch_size / batch_size)
 
 
+# Each preset is a choice of fields; why each choice, with the runs that measured it:
+# docs/presets.md and docs/measurements.md#the-presets-recipe
 PRESETS = {
-    # the whole cross-validation in under 5 minutes on a 2-core CPU. 2 folds: two workers
-    # train both pairs in one round, and the run's work is (folds - 1) passes over the data
-    # an epoch, so 2 folds buy three times the epochs of 4. Measured, 4.5-minute budget:
-    # 2 folds x 15.2 epochs OOF 0.99179, held-out 0.99333; 3 folds x 5.5, 0.98958 / 0.99143;
-    # 4 folds x 3.4, 0.98795 / 0.99036 (see docs/measurements.md)
+    # the whole cross-validation in under 5 minutes on a 2-core CPU: a small net, and 2 folds
+    # that buy it three times the epochs of 4 (docs/measurements.md#two-folds-for-quick)
     "quick": CVConfig(
         preset="quick",
         folds=2,
         members=("tiny-cnn",),
         batch_size=256,
         learning_rate=6e-3,
-        # same models +0.0013 OOF; at equal time, fewer epochs, +0.0003-0.0008
-        # (docs/measurements.md)
-        tta=4,
+        tta=4,  # shifted views (docs/measurements.md#test-time-views)
         deskew=True,
         budget_minutes=4.5,
         workers=0,
         precision="auto",
     ),
-    # the best ensemble that fits an hour on a 2-core CPU: a plan for 90% of what the trial
-    # leaves of 58 minutes leaves room for the machine slowing down by ~15% during the run
-    # select_hard=2: each epoch after the first trains on the third of the rows the model finds
-    # hardest. Measured side by side (one fold of the full data, the same time): strided-cnn
-    # x 10 epochs 0.99333 / 0.99548 (log-loss 0.0205 / 0.0193); x 18 epochs of a third
-    # 0.99512 / 0.99571 (0.0165 / 0.0166) (docs/measurements.md)
-    # tta=4: measured on the saved fold models of three runs of this preset (mixed_bfloat16),
-    # the same models with and without the 4 one-pixel shifts: full data, OOF 0.99574 ->
-    # 0.99593 and 0.99533 -> 0.99564 (log-loss -4%, -6%); holdout split, OOF 0.99557 ->
-    # 0.99574, held-out 0.99655 -> 0.99679; the views cost about one of ~70 epochs of a third.
-    # Turned by 4 and 8 degrees either way in place of shifted: see TTA_ROTATIONS
+    # the best ensemble that fits an hour on a 2-core CPU: the plan leaves room for the
+    # machine slowing down during the run; hard rows (docs/measurements.md#hard-rows) and
+    # turned views (docs/measurements.md#turned-test-time-views)
     "default": CVConfig(
         deskew=True,
         tta=4,
@@ -160,9 +254,9 @@ PRESETS = {
         select_hard=2.0,
         precision="auto",
     ),
-    # one GPU: the best public recipe's 15 strided-cnns (here 3 a fold), full epochs, batches
-    # four times the default's with the learning rate scaled by the square root of that, and
-    # the pairs taking turns on the GPU; the reasoning in docs/gpu.md
+    # one GPU: the best public recipe's 15 strided-cnns (3 a fold), batches four times the
+    # default's at a square-root-scaled learning rate, pairs taking turns on the GPU
+    # (docs/gpu.md)
     "gpu": CVConfig(
         preset="gpu",
         members=("strided-cnn",) * 3,
@@ -194,6 +288,27 @@ def preset_config(name: str, **overrides) -> CVConfig:
     return config
 
 
+def resume_overrides(overrides: dict) -> dict:
+    """Of the options given with --resume, the execution ones (workers, engine), which apply
+    to the resumed run; the run's saved options hold the others, so none may be given."""
+    given = [OPTIONS_BY_FIELD[key] for key, value in overrides.items() if value is not None]
+    refused = [option.name for option in given if not option.execution]
+    if refused:
+        raise UserError(f"--resume uses the run's saved options; drop {', '.join(refused)}")
+    return {option.field: overrides[option.field] for option in given}
+
+
+def rerun_command(config: CVConfig) -> str:
+    """The cv command that trains exactly this configuration again, with no budget."""
+    options = [f"--preset {config.preset}"] if config.preset in PRESETS else []
+    base = PRESETS.get(config.preset, CVConfig())
+    for option in CV_OPTIONS:
+        value = getattr(config, option.field)
+        if option.rerun and (value != getattr(base, option.field) or option.field == "epochs"):
+            options.append(option.format(value))
+    return "kaggle-digits cv " + " ".join(options)
+
+
 def validate(config: CVConfig) -> None:
     from kaggle_digits.models import ARCHITECTURES
 
@@ -216,6 +331,10 @@ def validate(config: CVConfig) -> None:
         in ("auto", *PRECISIONS),
         "--budget must be 0 (off) or a positive number of minutes": config.budget_minutes >= 0,
         "--workers must be 0 (automatic) or more": config.workers >= 0,
+        f"--engine must be one of {', '.join(ENGINES)}": config.engine in ENGINES,
+        "--engine in-process trains one pair at a time: drop --workers": config.engine
+        != "in-process"
+        or config.workers <= 1,
     }
     for message, ok in checks.items():
         if not ok:

@@ -131,7 +131,7 @@ def ensemble_probs(run_dir: Path, images: np.ndarray) -> np.ndarray:
     weighted sum of its source runs')."""
 
     from kaggle_digits import layers  # noqa: F401  (registers the custom layers)
-    from kaggle_digits.cv import pair_dir
+    from kaggle_digits.run_folder import pair_dir
     from kaggle_digits.training import predict_probs
 
     saved = read_json(run_dir / "config.json")
@@ -213,7 +213,7 @@ def predict(
 ) -> list[Prediction]:
     """Predictions of a run's ensemble (the newest complete one unless named) for image
     files, or for every row of a test-format CSV."""
-    from kaggle_digits.cv import find_run
+    from kaggle_digits.run_folder import find_run
 
     if not images and csv is None:
         raise UserError("give IMAGE files or --csv FILE")

@@ -3,7 +3,7 @@ machine (`cv --workers N`), or on a running cluster (`cv --ray ADDRESS`).
 
 The driver puts the data into Ray's object store once; each task trains one pair where Ray
 places it and returns a PairOutput (model file, probabilities, history), which cv.py writes
-into the run folder as it does for every runner. No shared filesystem is needed. A task asks
+into the run folder as it does for every engine. No shared filesystem is needed. A task asks
 for one GPU where the cluster has GPUs, otherwise for CPU cores, and its backend uses only
 the threads it was given. A task whose worker dies is run again, at most RETRIES times.
 
@@ -35,7 +35,9 @@ from kaggle_digits.pairs import (
     Report,
     StepTiming,
     TrainingData,
+    fit_pair,
     mean_timing,
+    time_steps,
 )
 
 RETRIES = 2  # runs of a pair after its worker died, before the run gives up
@@ -220,7 +222,7 @@ def _import_ray():
 
 def _start(ray, num_cpus: int) -> None:
     # Ray runs its workers at niceness 15, where a busy machine's other processes take their
-    # cores away (epochs of 20 s among epochs of 10 s, measured); pairs are the run's work
+    # cores away (see docs/measurements.md#ray-niceness); pairs are the run's work
     os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(
         address="local",  # a new Ray, even where `ray start` runs one on this machine
@@ -283,9 +285,8 @@ def _host_port(address: str) -> tuple[str, int]:
 
 
 def _forward(reports, report: Report) -> None:
-    """Every report the tasks have sent since the last call, in two calls to the queue (each
-    call costs the driver a round trip: polled twice a second, one at a time, the calls took
-    a tenth of a core from the pairs)."""
+    """Every report the tasks have sent since the last call, in two calls to the queue: each
+    call costs the driver a round trip (see docs/measurements.md#ray-niceness)."""
     waiting = reports.size()
     if waiting:
         for epoch_report in reports.get_nowait_batch(waiting):
@@ -306,8 +307,6 @@ def _result(ray, ref, pair: Pair) -> PairOutput:
 
 
 def _fit_pair_task(data: TrainingData, config: CVConfig, pair: Pair, reports) -> PairOutput:
-    from kaggle_digits.pairs import fit_pair
-
     import_keras()
     return fit_pair(data, config, pair, reports.put)
 
@@ -317,8 +316,6 @@ def _time_steps_task(
 ) -> tuple[StepTiming, float]:
     """The trial's timing, and the seconds from the driver's call until the task could begin
     (wall clocks: on a cluster the nodes' clocks agree to milliseconds)."""
-    from kaggle_digits.pairs import time_steps
-
     import_keras()
     waited = max(0.0, time.time() - submitted)
     return time_steps(data, config, architecture), waited

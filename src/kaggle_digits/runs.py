@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from kaggle_digits.cv import is_complete
+from kaggle_digits.run_folder import is_complete
 from kaggle_digits.submission import Ledger
 
 
@@ -16,7 +16,7 @@ class RunRow:
     members: str
     epochs: str
     oof_accuracy: float | None
-    training_minutes: float | None
+    wall_minutes: float | None  # the time its pairs trained, side by side counted once
     complete: bool
     best_public_score: float | None
     path: Path
@@ -38,7 +38,7 @@ def list_runs(runs_dir: Path, submissions_dir: Path) -> list[RunRow]:
                 members=",".join(config.get("members", [])),
                 epochs=str(config.get("epochs", "")),
                 oof_accuracy=metrics.get("oof_accuracy"),
-                training_minutes=metrics.get("training_minutes"),
+                wall_minutes=metrics.get("wall_minutes"),
                 complete=bool(metrics),
                 best_public_score=best.get(folder.name),
                 path=folder,
@@ -60,12 +60,12 @@ def runs_table(rows: list[RunRow]) -> str:
     if not rows:
         return "no runs yet; start one with `kaggle-digits cv`"
     lines = [
-        f"{'run':28} {'kind':8} {'members':28} {'epochs':>6} {'OOF':>8} {'min':>6} "
+        f"{'run':28} {'kind':8} {'members':28} {'epochs':>6} {'OOF':>8} {'wall':>6} "
         f"{'best LB':>8}  state"
     ]
     for row in rows:
         oof = f"{row.oof_accuracy:.5f}" if row.oof_accuracy is not None else "-"
-        minutes = f"{row.training_minutes:.1f}" if row.training_minutes is not None else "-"
+        minutes = f"{row.wall_minutes:.1f}" if row.wall_minutes is not None else "-"
         public = f"{row.best_public_score:.5f}" if row.best_public_score is not None else "-"
         state = "complete" if row.complete else f"incomplete: kaggle-digits cv --resume {row.path}"
         lines.append(

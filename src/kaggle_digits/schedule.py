@@ -3,13 +3,11 @@ the cores evenly when there are more of them than cores.
 
 Why more workers than cores: 5 folds on 2 single-threaded workers train in 3 rounds, the
 last with one core idle; 3 workers on 2 cores end in 2.5 pair-times, as the operating system
-shares the cores between them at next to no cost (measured on a 2-core machine: tiny-cnn
-trained ~36 s per 3-epoch run whether 2 or 3 ran at once).
+shares the cores between them at next to no cost.
 
-A crowd of workers need not share the cores evenly, though: with strided-cnn in batches of 32,
-three workers on two cores once ran each at ~0.8 of the speed of two (104 s an epoch against
-84), another time at 0.64 (122 s against 78); so a runner may measure the speed of a crowded
-job (`crowded_speed`) and the schedule uses it.
+A crowd of workers need not share the cores evenly, though, so a runner may measure the speed
+of a crowded job (`crowded_speed`) and the schedule uses it (see
+docs/measurements.md#more-workers-than-cores).
 """
 
 from collections.abc import Sequence

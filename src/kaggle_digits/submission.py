@@ -16,10 +16,10 @@ import pandas as pd
 
 from kaggle_digits import kaggle_api
 from kaggle_digits.competition import Competition
-from kaggle_digits.cv import find_run
 from kaggle_digits.data import integer_values, read_csv_checked, read_sample_submission
 from kaggle_digits.errors import UserError
 from kaggle_digits.files import atomic_path, read_json
+from kaggle_digits.run_folder import find_run
 
 LEDGER_COLUMNS = [
     "time", "file", "sha256", "run_id", "cv_score", "message",

@@ -14,9 +14,8 @@ from scipy import ndimage
 from kaggle_digits.config import TTA_ROTATIONS, TTA_SHIFTS, CVConfig
 from kaggle_digits.models import build_model, deskewed
 
-# Scoring and predicting 256 images at a time is as fast as 1,024 (measured, one thread:
-# strided-cnn 542-590 against 568-588 us an image) and holds a quarter of the activations: a
-# strided-cnn process held 882 MiB, not 1,034, after an epoch scored on 2,000 held-out rows.
+# Scoring and predicting 256 images at a time is as fast as 1,024 and holds a quarter of the
+# activations (see docs/measurements.md#prediction-batch)
 PREDICT_BATCH = 256
 
 
@@ -264,9 +263,8 @@ def predict_batches(model: keras.Model, images: np.ndarray) -> np.ndarray:
 # --- feeding TensorFlow ----------------------------------------------------------------
 # From arrays, Keras builds a tf.data pipeline with autotuning and a new iterator for every
 # epoch, evaluation and prediction. Tearing an iterator down waits for its autotuning thread,
-# which may be asleep for up to ~20 s: measured with two single-threaded workers on 2 cores,
-# one epoch in three or four took twice as long, its process idle in
-# RootDataset::Iterator::~Iterator. The same pipeline without autotuning never waits.
+# which may be asleep for many seconds (see docs/measurements.md#feeding-tensorflow). The same
+# pipeline without autotuning never waits.
 
 
 def on_tensorflow() -> bool:
