@@ -15,12 +15,12 @@ TORCH ?= torch==2.13.0
 
 .PHONY: install download info cv submit submissions test lint format bench holdout frontier workers steps photos gpu gpu-wheels install-backends test-backends clean
 
-install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools and Ray
+install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools, Ray and MLflow
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,mlflow]'
 	touch $(INSTALLED)
 
 download: $(INSTALLED)  ## fetch the competition CSVs through the Kaggle API

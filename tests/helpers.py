@@ -61,6 +61,37 @@ def training_data(small):
     )
 
 
+def fake_run(runs_dir, name, dataset, good_classes, seed=42, folds=2):
+    """A complete run folder whose OOF probabilities are right on `good_classes` only."""
+    import numpy as np
+
+    from kaggle_digits.cv import fold_assignment
+    from kaggle_digits.files import save_array, write_json
+
+    rng = np.random.default_rng(len(name))
+    labels = dataset.train_labels
+    oof = rng.dirichlet(np.ones(10), size=len(labels)).astype(np.float32)
+    good = np.isin(labels, good_classes)
+    oof[good] = 0.05 / 9
+    oof[good, labels[good]] = 0.95
+    test = rng.dirichlet(np.ones(10), size=len(dataset.test_images)).astype(np.float32)
+    folder = runs_dir / name
+    write_json(
+        folder / "config.json",
+        {"preset": "quick", "members": ["tiny-cnn"], "folds": folds, "seed": seed, "epochs": 1,
+         "data_fingerprint": dataset.fingerprint},
+    )  # fmt: skip
+    save_array(folder / "folds.npy", fold_assignment(labels, folds, seed))
+    save_array(folder / "oof_probs.npy", oof)
+    save_array(folder / "test_probs.npy", test)
+    accuracy = float((oof.argmax(1) == labels).mean())
+    write_json(
+        folder / "metrics.json",
+        {"oof_accuracy": accuracy, "wall_minutes": 1.0, "pair_minutes": 2.0},
+    )
+    return folder
+
+
 def assert_user_error(result, *fragments: str) -> None:
     """A handled error: exit code 2, one line on stderr holding each fragment, no traceback."""
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)

@@ -43,6 +43,10 @@ class StubKaggle:
     fail_next_upload: int = 0  # how many PUTs to answer with 500
     polls_before_scored: int = 1
     submissions: list[StubSubmission] = field(default_factory=list)
+    team_name: str = "tester's team"
+    # the other teams' (name, public score, date of their last submission), in any order;
+    # the user's team joins them with its best public score, as on Kaggle
+    leaderboard: list[tuple[str, str, str]] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     url: str = ""
@@ -56,6 +60,12 @@ class StubKaggle:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def public_board(self) -> list[tuple[str, str, str]]:
+        """The leaderboard as Kaggle shows it: every team's best public score, best first."""
+        scored = [float(sub.public_score) for sub in self.submissions if sub.public_score]
+        own = [(self.team_name, f"{max(scored):.5f}", "2026-12-03")] if scored else []
+        return sorted(self.leaderboard + own, key=lambda team: -float(team[1]))
 
     def score(self, content: bytes) -> tuple[str, str, str]:
         """(status, public score, error) for an uploaded CSV, as Kaggle would judge it."""
@@ -177,9 +187,29 @@ def _handler_for(stub: StubKaggle) -> type[BaseHTTPRequestHandler]:
                         "status": submission.status,
                         "publicScore": submission.public_score,
                         "errorDescription": submission.error_description,
+                        "teamName": stub.team_name,
                     }
                 )
             self._json(200, {"submissions": rows})
+
+        def _GetLeaderboard(self, request: dict) -> None:
+            if not stub.rules_accepted:
+                self._error(403, "You must accept this competition's rules to see its leaderboard.")
+                return
+            start = int(request.get("pageToken") or 0)
+            size = int(request.get("pageSize") or 20)
+            board = stub.public_board()
+            page = [
+                {
+                    "teamId": 100 + rank,
+                    "teamName": name,
+                    "submissionDate": f"{date}T12:00:00Z",
+                    "score": score,
+                }
+                for rank, (name, score, date) in enumerate(board[start : start + size], start)
+            ]
+            token = str(start + size) if start + size < len(board) else ""
+            self._json(200, {"submissions": page, "nextPageToken": token})
 
     return Handler
 
@@ -198,9 +228,15 @@ def main() -> None:
     parser.add_argument("--slug", default="digit-recognizer")
     parser.add_argument("--port", type=int, default=80)
     parser.add_argument("--labels", type=Path, help="CSV with a Label column to score uploads")
+    parser.add_argument(
+        "--leaderboard", type=Path, help="CSV of the other teams: team, score, date (yyyy-mm-dd)"
+    )
     args = parser.parse_args()
     labels = None if args.labels is None else list(pd.read_csv(args.labels)["Label"])
     stub = StubKaggle(slug=args.slug, zip_bytes=args.zip.read_bytes(), hidden_labels=labels)
+    if args.leaderboard is not None:
+        teams = pd.read_csv(args.leaderboard, dtype=str)
+        stub.leaderboard = list(teams[["team", "score", "date"]].itertuples(index=False))
     stub.start(args.port)
     print(f"stand-in Kaggle at {stub.url} (user {stub.username}, key {stub.key})", flush=True)
     while True:

@@ -8,13 +8,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "kaggle_digits"
 
 # from the bottom up; a module may import from its own layer and those below
 LAYERS = [
-    ("base", {"__init__", "errors", "files", "schedule", "backend", "plots"}),
+    ("base", {"__init__", "errors", "files", "schedule", "backend", "plots", "tracking"}),
     ("the competition", {"competition", "kaggle_api", "data", "photo"}),
     ("architectures", {"layers", "models"}),
     ("options", {"config"}),
     ("one model", {"training"}),
-    ("one run's files", {"run_folder"}),
+    ("one run's files", {"run_folder", "ledger"}),
     ("executing pairs", {"pairs", "local_pairs", "ray_pairs", "budget", "trials", "progress"}),
+    ("leaderboard", {"leaderboard"}),
     ("the jobs", {"download", "info", "cv", "blend", "submission", "predict", "runs"}),
     ("the face", {"cli"}),
 ]

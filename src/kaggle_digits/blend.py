@@ -20,6 +20,7 @@ from kaggle_digits.data import load_dataset
 from kaggle_digits.errors import UserError
 from kaggle_digits.files import read_json, save_array, write_json
 from kaggle_digits.run_folder import find_run, new_run_dir, point_latest_at
+from kaggle_digits.tracking import Tracker, run_metrics
 
 Log = Callable[[str], None]
 METHODS = ("greedy", "mean")
@@ -33,8 +34,11 @@ def blend_runs(
     runs_dir: Path,
     method: str = "greedy",
     log: Log = print,
+    track: bool = False,
 ) -> Path:
-    """Blend the named complete runs; return the new run folder."""
+    """Blend the named complete runs; return the new run folder. `track`: log the blend, its
+    sources and weights to MLflow (tracking.py)."""
+    tracker = Tracker(track, log)
     if method not in METHODS:
         raise UserError(f"unknown blend method '{method}' (choose from {', '.join(METHODS)})")
     if len(names) < 2:
@@ -78,6 +82,7 @@ def blend_runs(
         },
     )
     save_array(run_dir / "folds.npy", fold_of_row)
+    tracker.start(run_dir, competition.slug, blend_params(method, sources, weights))
     save_array(run_dir / "oof_probs.npy", blend_oof.astype(np.float32))
     save_array(run_dir / "test_probs.npy", blend_test.astype(np.float32))
     metrics = blend_metrics(blend_oof, labels, fold_of_row, competition, source_scores, sources)
@@ -99,9 +104,19 @@ def blend_runs(
     (run_dir / "summary.txt").write_text(summary + "\n")
     write_json(run_dir / "metrics.json", metrics)
     point_latest_at(run_dir)
+    tracker.finish(run_dir, run_metrics(metrics))
     log(summary)
     log(f"run {run_dir}")
     return run_dir
+
+
+def blend_params(method: str, sources: list[Path], weights: np.ndarray) -> dict:
+    """The blend's MLflow parameters: its method, its sources and each one's weight."""
+    named = {
+        f"weight.{source.name}": round(float(w), 4)
+        for source, w in zip(sources, weights, strict=True)
+    }
+    return {"preset": "blend", "method": method, "sources": [s.name for s in sources]} | named
 
 
 def check_compatible(sources: list[Path], fingerprint: str) -> np.ndarray:

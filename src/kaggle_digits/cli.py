@@ -35,6 +35,16 @@ SubmissionsDir = Annotated[
     Path | None,
     typer.Option(help="The submission files and ledger.csv. Default: submissions/<slug>/."),
 ]
+# MLflow tracking, for the commands that make or score a run
+Track = Annotated[
+    bool,
+    typer.Option(
+        "--track/--no-track",
+        envvar="KAGGLE_DIGITS_TRACK",
+        help="Log to MLflow (its default store, ./mlflow.db; `mlflow ui` shows it). Needs "
+        "pip install 'kaggle-digits[mlflow]'. Also KAGGLE_DIGITS_TRACK=1.",
+    ),
+]
 
 
 class Settings:
@@ -183,6 +193,7 @@ def cv(
         str | None, typer.Option(help="Finish an interrupted run (a folder, or its name in runs/).")
     ] = None,
     runs_dir: RunsDir = None,
+    track: Track = False,
     list_models: Annotated[bool, typer.Option(help="List the architectures and exit.")] = False,
     **options,
 ) -> None:
@@ -224,6 +235,7 @@ def cv(
             status=terminal.status if terminal.live else None,
             ray_address=ray,
             keep_folds=given.get("folds") is not None,
+            track=track,
         )
 
 
@@ -243,6 +255,7 @@ def submit(
     poll_every: Annotated[float, typer.Option(help="Seconds between score checks.")] = 10,
     runs_dir: RunsDir = None,
     submissions_dir: SubmissionsDir = None,
+    track: Track = False,
 ) -> None:
     """Write submissions/<run-id>.csv, validate it, upload it, print the public score.
 
@@ -266,6 +279,7 @@ def submit(
             wait_seconds=wait,
             poll_seconds=poll_every,
             log=echo,
+            track=track,
         )
 
 
@@ -286,6 +300,31 @@ def submissions(
 
 
 @app.command()
+def leaderboard(
+    ctx: typer.Context,
+    top: Annotated[int, typer.Option(min=1, help="How many of the top teams to show.")] = 10,
+    runs_dir: RunsDir = None,
+    submissions_dir: SubmissionsDir = None,
+) -> None:
+    """The public leaderboard: the top teams, your best public score and its rank, and the
+    rank each complete run not yet submitted would take with its OOF accuracy (an estimate).
+
+    Examples: kaggle-digits leaderboard; kaggle-digits leaderboard --top 25
+    """
+    from kaggle_digits.leaderboard import leaderboard_report, leaderboard_table
+
+    with user_errors():
+        settings = ctx.obj
+        report = leaderboard_report(
+            settings.competition,
+            settings.runs_dir(runs_dir),
+            settings.submissions_dir(submissions_dir),
+            top,
+        )
+    echo(leaderboard_table(report))
+
+
+@app.command()
 def blend(
     ctx: typer.Context,
     run_names: Annotated[list[str], typer.Argument(help="Complete runs (folders or names).")],
@@ -293,6 +332,7 @@ def blend(
         str, typer.Option(help="greedy (ensemble selection by log loss) or mean.")
     ] = "greedy",
     runs_dir: RunsDir = None,
+    track: Track = False,
 ) -> None:
     """Blend complete runs made on the same folds into a new run that submit and predict use.
 
@@ -308,6 +348,7 @@ def blend(
             ctx.obj.runs_dir(runs_dir),
             method,
             log=echo,
+            track=track,
         )
 
 

@@ -22,7 +22,7 @@ from kaggle_digits.data import Dataset, load_dataset
 from kaggle_digits.errors import UserError
 from kaggle_digits.files import atomic_path, read_json, save_array, write_json
 from kaggle_digits.local_pairs import InProcess, LocalWorkers
-from kaggle_digits.pairs import Pair, PairOutput, Runner, TrainingData
+from kaggle_digits.pairs import EpochReport, Pair, PairOutput, Runner, TrainingData
 from kaggle_digits.progress import Progress
 from kaggle_digits.run_folder import (
     PAIR_FINISHED,
@@ -33,6 +33,7 @@ from kaggle_digits.run_folder import (
     point_latest_at,
     resume_config,
 )
+from kaggle_digits.tracking import Tracker, flat_params, run_metrics
 from kaggle_digits.trials import choose_precision, fit_budget
 
 Log = Callable[[str], None]
@@ -69,14 +70,17 @@ def run_cv(
     status: Log | None = None,
     ray_address: str | None = None,
     keep_folds: bool = False,
+    track: bool = False,
 ) -> CVResult:
     """Train every (fold, member) pair not yet finished, then score and save the ensemble.
 
     `log` gets a line per event; `status`, if given, a transient line (for a terminal) with
     the progress of each running epoch. `ray_address`: train the pairs on that Ray cluster
     (make_runner).
-    `keep_folds`: the folds were chosen by the user, and a short budget may not change them."""
+    `keep_folds`: the folds were chosen by the user, and a short budget may not change them.
+    `track`: log the run to MLflow (tracking.py)."""
     started = time.perf_counter()
+    tracker = Tracker(track, log)
     dataset = load_dataset(competition, data_root)
     if resume is not None:
         run_dir = Path(resume)
@@ -112,6 +116,7 @@ def run_cv(
             write_json(run_dir / "config.json", saved)
             save_array(run_dir / "folds.npy", fold_of_row)
         log_start(run_dir, config, runner, log)
+        tracker.start(run_dir, competition.slug, flat_params(read_json(run_dir / "config.json")))
         plan = trial.get("budget_plan", {})
         train_pairs(
             run_dir,
@@ -122,8 +127,11 @@ def run_cv(
             status,
             crowded_speed=plan.get("crowded_speed"),
             pair_overhead=plan.get("pair_overhead_seconds", 0.0),
+            tracker=tracker,
         )
-    return finish_run(run_dir, config, dataset, fold_of_row, competition, log)
+    result = finish_run(run_dir, config, dataset, fold_of_row, competition, log)
+    tracker.finish(run_dir, run_metrics(result.metrics))
+    return result
 
 
 def run_trials(
@@ -196,8 +204,10 @@ def train_pairs(
     status: Log | None = None,
     crowded_speed: float | None = None,
     pair_overhead: float = 0.0,
+    tracker: Tracker | None = None,
 ) -> None:
-    """Train the pairs not yet finished; each is saved the moment it finishes.
+    """Train the pairs not yet finished; each is saved the moment it finishes, and each
+    finished epoch goes to `tracker` too.
     `crowded_speed`: of each worker while more workers than cores run, where a trial measured
     it (schedule.job_speed); `pair_overhead`: a pair's seconds outside its epochs, with a
     core to itself, as a trial expects them (both for the ETA)."""
@@ -218,13 +228,20 @@ def train_pairs(
     for pair in finished:
         log(f"{progress.label(pair)}: done")
 
+    def epoch_done(report: EpochReport) -> None:
+        progress.epoch_done(report)
+        if tracker is not None and report.finished:
+            pair = report.pair
+            series = f"fold{pair.fold + 1}/member{pair.member + 1}-{pair.architecture}"
+            tracker.epoch(series, report.epoch, report.logs)
+
     def save(output: PairOutput) -> None:
         result = save_pair(run_dir, output, data)
         progress.pair_done(output, result["holdout_accuracy"], result["holdout_loss"])
 
     try:
         pending = [pair for pair in pairs if pair not in finished]
-        runner.run(data, config, pending, progress.epoch_done, save)
+        runner.run(data, config, pending, epoch_done, save)
     except (KeyboardInterrupt, UserError):
         log(f"stopped: `kaggle-digits cv --resume {run_dir}` finishes this run")
         raise

@@ -3,7 +3,7 @@ UserErrors. Nothing else in the toolkit imports the `kaggle` package."""
 
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,18 @@ class RemoteSubmission:
     public_score: str | None
     error: str | None
     description: str | None
+    team_name: str | None = None
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    team_id: int
+    team_name: str
+    score: float
+    date: str  # the team's last submission, yyyy-mm-dd
+
+
+LEADERBOARD_PAGE = 200  # rows a call
 
 
 def authenticated_api():
@@ -129,7 +141,43 @@ def list_submissions(slug: str) -> list[RemoteSubmission]:
             public_score=sub.public_score or None,
             error=sub.error_description or None,
             description=sub.description or None,
+            team_name=sub.team_name or None,
         )
         for sub in submissions
         if sub is not None
     ]
+
+
+def public_leaderboard(
+    slug: str, enough: Callable[[list[LeaderboardRow]], bool]
+) -> tuple[list[LeaderboardRow], bool]:
+    """The public leaderboard, best first, page by page through the client's own
+    GetLeaderboard call (what `kaggle competitions leaderboard --show` asks), until it ends
+    or `enough(rows so far)` says so; and whether it ended (every row read)."""
+    from kagglesdk.competitions.types.competition_api_service import ApiGetLeaderboardRequest
+
+    rows: list[LeaderboardRow] = []
+    with kaggle_errors(slug, "reading the leaderboard"):
+        api = authenticated_api()
+        with api.build_kaggle_client() as kaggle:
+            token = ""
+            while True:
+                request = ApiGetLeaderboardRequest()
+                request.competition_name = slug
+                request.page_size = LEADERBOARD_PAGE
+                if token:
+                    request.page_token = token
+                response = kaggle.competitions.competition_api_client.get_leaderboard(request)
+                rows += [_leaderboard_row(entry) for entry in response.submissions or [] if entry]
+                token = response.next_page_token
+                if not token or enough(rows):
+                    return rows, not token
+
+
+def _leaderboard_row(entry) -> LeaderboardRow:
+    try:
+        score = float(entry.score)
+    except (TypeError, ValueError):
+        score = float("nan")  # a team without a public score yet
+    date = entry.submission_date.strftime("%Y-%m-%d") if entry.submission_date else ""
+    return LeaderboardRow(int(entry.team_id), entry.team_name or "", score, date)

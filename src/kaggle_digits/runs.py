@@ -5,8 +5,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from kaggle_digits.ledger import Ledger
 from kaggle_digits.run_folder import is_complete
-from kaggle_digits.submission import Ledger
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,10 @@
 id,label file (the spec's column names), validate it, upload it through the Kaggle API,
 wait for its score, and keep an append-only ledger of every attempt."""
 
-import csv
 import hashlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +16,11 @@ from kaggle_digits.competition import Competition
 from kaggle_digits.data import integer_values, read_csv_checked, read_sample_submission
 from kaggle_digits.errors import UserError
 from kaggle_digits.files import atomic_path, read_json
+from kaggle_digits.leaderboard import Board, read_board
+from kaggle_digits.ledger import Ledger
 from kaggle_digits.run_folder import find_run
+from kaggle_digits.tracking import Tracker
 
-LEDGER_COLUMNS = [
-    "time", "file", "sha256", "run_id", "cv_score", "message",
-    "kaggle_ref", "status", "public_score", "reason",
-]  # fmt: skip
 GAP_WARNING = 0.002  # a CV-leaderboard gap larger than this is flagged
 
 Log = Callable[[str], None]
@@ -106,9 +102,13 @@ def submit(
     wait_seconds: float = 300,
     poll_seconds: float = 10,
     log: Log = print,
+    track: bool = False,
 ) -> SubmitResult:
-    """Write (or take) a submission file, validate it, upload it, wait for its public score."""
+    """Write (or take) a submission file, validate it, upload it, wait for its public score.
+    `track`: add the public score to the MLflow run the run was tracked in (tracking.py)."""
+    tracker = Tracker(track, log)
     submissions_dir = Path(submissions_dir)
+    run_dir = None
     if file is not None:
         path, run_id, cv_score = Path(file), "", None
     else:
@@ -153,6 +153,8 @@ def submit(
         )
     public = float(remote.public_score) if remote.public_score else None
     log(score_line(public, cv_score))
+    if public is not None and run_dir is not None and tracker.attach(run_dir):
+        tracker.metrics({"public_score": public})
     return SubmitResult(path, ref, "complete", public, cv_score)
 
 
@@ -197,45 +199,6 @@ def sha256(path: Path) -> str:
         return hashlib.file_digest(file, "sha256").hexdigest()
 
 
-class Ledger:
-    """submissions/ledger.csv: one row per event (a failed upload, an upload, a score),
-    only ever appended to. The latest row of a submission says where it stands."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def rows(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        with open(self.path, newline="") as file:
-            return list(csv.DictReader(file))
-
-    def append(self, row: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        stamped = {"time": datetime.now(UTC).isoformat(timespec="seconds"), **row}
-        with open(self.path, "a", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=LEDGER_COLUMNS, extrasaction="raise")
-            if new:
-                writer.writeheader()
-            writer.writerow({column: stamped.get(column, "") for column in LEDGER_COLUMNS})
-            file.flush()
-            os.fsync(file.fileno())
-
-    def latest_for(self, digest: str) -> dict | None:
-        matching = [row for row in self.rows() if row["sha256"] == digest]
-        return matching[-1] if matching else None
-
-    def submissions(self) -> list[dict]:
-        """The latest row of each submission: by Kaggle ref, or by attempt when it failed."""
-        latest: dict[str, dict] = {}
-        for index, row in enumerate(self.rows()):
-            key = row["kaggle_ref"] or f"failed-{index}"
-            latest.pop(key, None)  # keep the order of each submission's latest event
-            latest[key] = row
-        return list(latest.values())
-
-
 def show_submissions(
     competition: Competition, submissions_dir: Path, log: Log = print
 ) -> list[dict]:
@@ -248,14 +211,15 @@ def show_submissions(
     if not rows:
         log(f"no submissions yet ({ledger.path} is empty); run `kaggle-digits submit`")
         return []
+    board = None
     if any(row["kaggle_ref"] for row in rows):
         try:
             remote = {s.ref: s for s in kaggle_api.list_submissions(competition.slug)}
         except UserError as error:
             log(f"showing the ledger only: {error}")
-            remote = {}
+            remote = None
         for index, row in enumerate(rows):
-            update = remote.get(int(row["kaggle_ref"])) if row["kaggle_ref"] else None
+            update = remote.get(int(row["kaggle_ref"])) if remote and row["kaggle_ref"] else None
             if (
                 update is not None
                 and update.status.lower() != row["status"]
@@ -263,25 +227,44 @@ def show_submissions(
             ):
                 record_remote(ledger, row, update)
                 rows[index] = ledger.rows()[-1]
-    log(ledger_table(rows))
+        scores = [float(row["public_score"]) for row in rows if row["public_score"]]
+        if remote is not None and scores:
+            team = next((sub.team_name for sub in remote.values() if sub.team_name), None)
+            board = leaderboard_for_ranks(competition.slug, scores, team, log)
+    log(ledger_table(rows, board))
     return rows
 
 
-def ledger_table(rows: list[dict]) -> str:
+def leaderboard_for_ranks(
+    slug: str, scores: list[float], own_team: str | None, log: Log
+) -> Board | None:
+    """The leaderboard down past the lowest of `scores`, or None (and a line) where Kaggle
+    does not answer: the ledger is then shown without ranks."""
+    try:
+        return read_board(slug, scores, top=0, own_team=own_team)
+    except UserError as error:
+        log(f"showing no ranks: {error}")
+        return None
+
+
+def ledger_table(rows: list[dict], board: Board | None = None) -> str:
+    """One line a submission; with the leaderboard, the rank each public score takes on it."""
     header = (
-        f"{'time':20} {'run':28} {'ref':>7} {'status':10} {'CV':>8} {'LB':>8} {'gap':>8}  message"
+        f"{'time':20} {'run':28} {'ref':>7} {'status':10} {'CV':>8} {'LB':>8} {'rank':>7} "
+        f"{'gap':>8}  message"
     )
     lines = [header]
     for row in rows:
         cv = float(row["cv_score"]) if row["cv_score"] else None
         lb = float(row["public_score"]) if row["public_score"] else None
         gap = f"{lb - cv:+.5f}" if cv is not None and lb is not None else ""
+        rank = f"{board.rank_of(lb):,}" if board is not None and lb is not None else ""
         flag = " !" if gap and abs(lb - cv) > GAP_WARNING else ""
         detail = row["reason"] if row["status"] in ("failed", "error") else row["message"]
         lines.append(
             f"{row['time'][:19]:20} {(row['run_id'] or Path(row['file']).name)[:28]:28} "
             f"{row['kaggle_ref']:>7} {row['status']:10} {row['cv_score']:>8} "
-            f"{row['public_score']:>8} {gap:>8}{flag}  {detail}"
+            f"{row['public_score']:>8} {rank:>7} {gap:>8}{flag}  {detail}"
         )
     if any(" !" in line for line in lines[1:]):
         lines.append(f"! the leaderboard differs from the CV score by more than {GAP_WARNING}")
