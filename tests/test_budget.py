@@ -390,7 +390,8 @@ def test_a_budgeted_run_records_its_plan(small, tmp_path):
 
 
 def test_cli_refuses_a_budget_too_small(small, tmp_path):
-    result = cv_cli(small, tmp_path, "--folds", "2", "--members", "tiny-cnn", "--budget", "0.001")
+    too_small = ("--folds", "2", "--members", "tiny-cnn", "--budget", "0.001", "--workers", "1")
+    result = cv_cli(small, tmp_path, *too_small)
     assert_user_error(result, "budget of 0.001 min is too small for one epoch per pair")
     assert_user_error(cv_cli(small, tmp_path, "--epochs", "2", "--budget", "5"), "not both")
 
