@@ -9,6 +9,9 @@ CLI := $(BIN)/kaggle-digits
 PRESET ?= default
 FOLDS ?=
 BENCH_DATA ?= ../shared/datasets/digit-recognizer.zip
+# test files run side by side (pytest-xdist), each file's tests in one process; two keep a
+# 2-core machine's cores busy through the suite's waits (docs/measurements.md#ci-minutes)
+TEST_WORKERS ?= 2
 # the CPU build of PyTorch for the backend tests (the one this project's machines hold on
 # disk); `make install TORCH=torch` takes whichever build pip finds for this machine
 TORCH ?= torch==2.13.0
@@ -38,8 +41,8 @@ submit: $(INSTALLED)  ## submit the newest complete run and wait for its score
 submissions: $(INSTALLED)  ## the submissions ledger with remote scores
 	$(CLI) submissions
 
-test: $(INSTALLED)  ## the test suite (small generated data, no network)
-	$(BIN)/pytest -q
+test: $(INSTALLED)  ## the test suite (small generated data, no network), TEST_WORKERS test files at a time
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 install-backends: $(VENV)/.backends  ## JAX and PyTorch (CPU build) into .venv, for make test-backends
 

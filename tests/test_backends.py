@@ -76,6 +76,14 @@ def start_scripts() -> None:
             SCRIPTS.start(f"e2e-{backend}", backend, "backend_run.py", e2e_folder(backend), *auto)
 
 
+def scripts() -> BackgroundScripts:
+    """The scripts, started at the session's start, or now (a pytest-xdist worker: conftest.py
+    leaves them to the worker that runs these tests)."""
+    if SCRIPTS is None:
+        start_scripts()
+    return SCRIPTS
+
+
 def stop_scripts() -> None:
     if SCRIPTS is not None:
         SCRIPTS.stop()
@@ -95,7 +103,7 @@ def probes():
     """backend -> what tests/backend_probe.py computed under it, for every installed one."""
     found = {}
     for backend in INSTALLED:
-        SCRIPTS.output(f"probe-{backend}")
+        scripts().output(f"probe-{backend}")
         found[backend] = np.load(probe_file(backend))
     return found
 
@@ -142,7 +150,7 @@ def test_hard_rows_and_ema_train_alike_on_backend(probes, backend):
 
 @pytest.mark.parametrize("backend", NON_TENSORFLOW)
 def test_end_to_end_on_backend_and_its_models_predict_on_another(backend):
-    summary = json.loads(SCRIPTS.output(f"e2e-{backend}"))
+    summary = json.loads(scripts().output(f"e2e-{backend}"))
     work = e2e_folder(backend)
     auto = backend == "torch"
     assert summary["backend"] == backend

@@ -226,6 +226,11 @@ def test_cli_rejects_bad_options(small, tmp_path):
         cv_cli(small, tmp_path, "--precision", "float16"),
         "--precision must be auto or one of float32, mixed_bfloat16",
     )
+    assert_user_error(
+        cv_cli(small, tmp_path, "--label-smoothing", "2"), "--label-smoothing must be at least 0"
+    )
+    assert_user_error(cv_cli(small, tmp_path, "--seed", "-1"), "--seed must be between 0 and")
+    assert_user_error(cv_cli(small, tmp_path, "--early-stopping", "-2"), "--early-stopping")
     assert_user_error(cv_cli(small, tmp_path, "--resume", "nowhere"), "nowhere: no such run")
     assert_user_error(cv_cli(small, tmp_path, "--resume", "x", "--epochs", "3"), "drop --epochs")
 
@@ -247,3 +252,19 @@ def test_wall_time_counts_pairs_side_by_side_once_and_a_pause_not_at_all():
     assert training_wall_seconds(side_by_side) == 12.0
     assert training_wall_seconds(side_by_side + after_a_pause) == 17.0
     assert training_wall_seconds(side_by_side + after_a_pause + saved_before_the_field) == 20.0
+
+
+def test_options_the_data_or_the_machine_cannot_take_are_refused_before_training(small, tmp_path):
+    """No more folds than the rarest class has rows, no more than 4 local workers a core;
+    each refused before anything is written."""
+    from kaggle_digits.backend import cpu_count
+
+    rarest = np.bincount(small_dataset(small).train_labels).min()
+    assert_user_error(
+        cv_cli(small, tmp_path, "--folds", "50000"), f"--folds 50000: at most {rarest}", "rarest"
+    )
+    too_many = 4 * cpu_count() + 1
+    assert_user_error(
+        cv_cli(small, tmp_path, "--workers", str(too_many)), f"--workers {too_many}: at most"
+    )
+    assert not list((tmp_path / "runs").glob("*"))  # nothing written

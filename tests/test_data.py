@@ -49,6 +49,33 @@ def test_cache_is_rebuilt_when_a_csv_changes(small):
     assert second.train_labels[0] == (first.train_labels[0] + 1) % 10
 
 
+def test_a_csv_saved_with_a_byte_order_mark_is_read(small):
+    """Spreadsheets save "CSV UTF-8" with a byte-order mark before the first header."""
+    competition = load_competition(small.spec_path)
+    plain = data.load_dataset(competition, small.data_dir)
+    for path in (small.train_csv, small.folder / "test.csv"):
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    marked = data.load_dataset(competition, small.data_dir)
+    assert marked.fingerprint != plain.fingerprint  # read from the CSVs, not the cache
+    assert np.array_equal(marked.train_images, plain.train_images)
+    assert np.array_equal(marked.train_labels, plain.train_labels)
+    assert np.array_equal(marked.test_images, plain.test_images)
+
+
+def test_a_cache_cut_short_is_rebuilt_with_one_line(small, capsys):
+    competition = load_competition(small.spec_path)
+    first = data.load_dataset(competition, small.data_dir)
+    cache = small.folder / data.CACHE_NAME
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 3])
+    capsys.readouterr()
+    again = data.load_dataset(competition, small.data_dir)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "cache.npz: unreadable" in lines[0] and "rebuilding" in lines[0]
+    assert np.array_equal(again.train_images, first.train_images)
+    assert data.load_dataset(competition, small.data_dir).fingerprint == first.fingerprint
+    assert capsys.readouterr().err == ""  # rebuilt: read from the cache again, quietly
+
+
 def test_info_prints_statistics_and_saves_a_grid(small, tmp_path):
     png = tmp_path / "grid.png"
     result = info(small, "--output", png)

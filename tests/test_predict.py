@@ -93,6 +93,18 @@ def test_unreadable_and_blank_images(trained, tmp_path):
     assert_user_error(predict(trained, tmp_path / "missing.png"), "missing.png", "no such image")
 
 
+def test_an_image_past_the_pixel_limit_is_one_line_saying_the_limit(trained, tmp_path, monkeypatch):
+    """A decompression bomb (a 20,000 x 20,000 PNG, say) is refused before it is decoded;
+    the limit is lowered here, so that the test's image stays small."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    large = tmp_path / "large.png"
+    Image.new("L", (150, 150), 255).save(large)  # 22,500 pixels: past the limit (a warning)
+    assert_user_error(predict(trained, large), "large.png", "too large", "10,000 pixels")
+    huge = tmp_path / "huge.png"
+    Image.new("L", (300, 300), 255).save(huge)  # past twice the limit (Pillow's error)
+    assert_user_error(predict(trained, huge), "huge.png", "too large", "10,000 pixels")
+
+
 def test_bad_csv(trained, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("pixel0,pixel1\n1,2\n")

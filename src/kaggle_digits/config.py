@@ -27,6 +27,7 @@ TTA_ROTATIONS = (4.0, -4.0, 8.0, -8.0, 12.0, -12.0)  # degrees
 TTA_VIEWS = {"shifts": TTA_SHIFTS, "rotations": TTA_ROTATIONS}
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+MAX_SEED = 4_000_000  # a pair's seed, seed * 1000 + fold * 10 + member, stays below 2**32
 
 
 @dataclass(frozen=True)
@@ -326,6 +327,9 @@ def validate(config: CVConfig) -> None:
         f"--tta-views must be one of {', '.join(TTA_VIEWS)}": config.tta_views in TTA_VIEWS,
         f"--tta must be between 0 and {len(views)}": 0 <= config.tta <= len(views),
         "--ema must be 0 (off) or between 0 and 1": 0 <= config.ema < 1,
+        "--label-smoothing must be at least 0 and below 1": 0 <= config.label_smoothing < 1,
+        "--early-stopping must be 0 (off) or more": config.early_stopping >= 0,
+        f"--seed must be between 0 and {MAX_SEED:,}": 0 <= config.seed <= MAX_SEED,
         "--select-hard must be 0 (off) or more": config.select_hard >= 0,
         f"--precision must be auto or one of {', '.join(PRECISIONS)}": config.precision
         in ("auto", *PRECISIONS),

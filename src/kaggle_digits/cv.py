@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 from sklearn.model_selection import StratifiedKFold
 
 from kaggle_digits import plots
-from kaggle_digits.backend import auto_workers, has_accelerator
+from kaggle_digits.backend import auto_workers, cpu_count, has_accelerator
 from kaggle_digits.competition import Competition
 from kaggle_digits.config import CVConfig, provenance, validate
 from kaggle_digits.data import Dataset, load_dataset
@@ -37,6 +37,8 @@ from kaggle_digits.tracking import Tracker, flat_params, run_metrics
 from kaggle_digits.trials import choose_precision, fit_budget
 
 Log = Callable[[str], None]
+
+MAX_WORKERS_PER_CORE = 4  # local worker processes; past it each gets a sliver of a core
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def run_cv(
         fold_of_row = np.load(run_dir / "folds.npy")
     else:
         validate(config)
+        check_fits_the_data(config, dataset.train_labels, ray_address)
         fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
     data = TrainingData(
         dataset.train_images,
@@ -132,6 +135,28 @@ def run_cv(
     result = finish_run(run_dir, config, dataset, fold_of_row, competition, log)
     tracker.finish(run_dir, run_metrics(result.metrics))
     return result
+
+
+def check_fits_the_data(config: CVConfig, labels: np.ndarray, ray_address: str | None) -> None:
+    """The options that can only be checked against the data and the machine."""
+    classes, counts = np.unique(labels, return_counts=True)
+    rarest = int(counts.argmin())
+    if config.folds > counts[rarest]:
+        raise UserError(
+            f"--folds {config.folds}: at most {counts[rarest]}, the rows of the rarest class "
+            f"(label {classes[rarest]}): every fold holds out some of each"
+        )
+    training_rows = len(labels) - math.ceil(len(labels) / config.folds)
+    if config.batch_size > training_rows:
+        raise UserError(
+            f"--batch-size {config.batch_size}: larger than a fold's {training_rows} training rows"
+        )
+    most_workers = MAX_WORKERS_PER_CORE * cpu_count()
+    if ray_address is None and config.engine != "ray" and config.workers > most_workers:
+        raise UserError(
+            f"--workers {config.workers}: at most {most_workers} on this machine's "
+            f"{cpu_count()} cores ({MAX_WORKERS_PER_CORE} a core); more only share them thinner"
+        )
 
 
 def run_trials(

@@ -9,6 +9,8 @@ import csv
 import hashlib
 import os
 import re
+import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,7 +140,8 @@ def read_csv_checked(path: Path, expected_columns: list[str]) -> pd.DataFrame:
     _check_text(path)
     _check_header(path, expected_columns)
     try:
-        return pd.read_csv(path, engine="c", encoding="utf-8")
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark
+        return pd.read_csv(path, engine="c", encoding="utf-8-sig")
     except pd.errors.ParserError as error:
         raise UserError(f"{path}: {_describe_parser_error(error)}") from None
     except UnicodeDecodeError as error:
@@ -171,7 +174,7 @@ def _not_utf8(error: UnicodeDecodeError) -> str:
 
 
 def _check_header(path: Path, expected: list[str]) -> None:
-    with open(path, newline="", encoding="utf-8") as file:
+    with open(path, newline="", encoding="utf-8-sig") as file:
         header = next(csv.reader(file), None)
     if not header:
         raise UserError(f"{path}: the file is empty; expected the header {_preview(expected)}")
@@ -235,6 +238,10 @@ def _pixels_to_images(pixels: np.ndarray, path: Path, competition: Competition) 
 
 
 def _read_cache(path: Path, fingerprint: str) -> Dataset | None:
+    """The cached arrays, or None: no cache, one of other CSVs or of another version (rebuilt
+    quietly), or one that cannot be read (cut short, damaged: rebuilt, with a line saying so)."""
+    if not path.is_file():
+        return None
     try:
         with np.load(path) as cache:
             if str(cache["fingerprint"]) != fingerprint:
@@ -242,8 +249,11 @@ def _read_cache(path: Path, fingerprint: str) -> Dataset | None:
             return Dataset(
                 cache["train_images"], cache["train_labels"], cache["test_images"], fingerprint
             )
-    except (OSError, KeyError, ValueError):
-        return None  # no cache, or one from another version: rebuild it
+    except KeyError:
+        return None  # written by another version
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        print(f"{path}: unreadable ({error}); rebuilding it from the CSVs", file=sys.stderr)
+        return None
 
 
 def _write_cache(path: Path, dataset: Dataset) -> None:

@@ -9,6 +9,7 @@ so that the centre of mass sits at the centre.
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,10 +59,18 @@ def read_image(path: Path) -> np.ndarray:
     """A PNG/JPEG/... file as an RGB uint8 array, upright as the phone showed it (EXIF
     orientation applied), transparent pixels as white paper."""
     try:
-        with Image.open(path) as image:
-            image.load()
+        with warnings.catch_warnings():
+            # past Pillow's pixel limit it only warns, up to twice it; either is refused here
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
     except FileNotFoundError:
         raise UserError(f"{path}: no such image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(
+            f"{path}: too large: at most {Image.MAX_IMAGE_PIXELS:,} pixels are read (a phone's "
+            "photo has about 12,000,000); scale it down"
+        ) from None
     except (UnidentifiedImageError, OSError) as error:
         raise UserError(f"{path}: cannot read the image ({error})") from None
     image = ImageOps.exif_transpose(image)
