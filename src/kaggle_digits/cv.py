@@ -146,11 +146,6 @@ def check_fits_the_data(config: CVConfig, labels: np.ndarray, ray_address: str |
             f"--folds {config.folds}: at most {counts[rarest]}, the rows of the rarest class "
             f"(label {classes[rarest]}): every fold holds out some of each"
         )
-    training_rows = len(labels) - math.ceil(len(labels) / config.folds)
-    if config.batch_size > training_rows:
-        raise UserError(
-            f"--batch-size {config.batch_size}: larger than a fold's {training_rows} training rows"
-        )
     most_workers = MAX_WORKERS_PER_CORE * cpu_count()
     if ray_address is None and config.engine != "ray" and config.workers > most_workers:
         raise UserError(
