@@ -150,7 +150,7 @@ def with_cv_options(command: Callable) -> Callable:
 
     def parameter(option) -> inspect.Parameter:
         if option.type is bool:
-            declared = typer.Option(f"{option.name}/{option.name.replace('--', '--no-', 1)}")
+            declared = typer.Option(f"{option.name}/{option.negative_name}")
         else:
             declared = typer.Option(option.name, metavar=option.metavar)
         declared.help = option.help

@@ -127,6 +127,11 @@ class Option:
         return self.flag or "--" + self.field.replace("_", "-")
 
     @property
+    def negative_name(self) -> str:
+        """A switch's off form: --no-like-this."""
+        return self.name.replace("--", "--no-", 1)
+
+    @property
     def type(self) -> type:
         """int, float, str, bool, or tuple (a comma-separated list on the command line)."""
         kind = CVConfig.__dataclass_fields__[self.field].type
@@ -141,7 +146,7 @@ class Option:
     def format(self, value) -> str:
         """The option as a command line gives it."""
         if isinstance(value, bool):
-            return self.name if value else self.name.replace("--", "--no-", 1)
+            return self.name if value else self.negative_name
         if isinstance(value, tuple):
             return f"{self.name} {','.join(value)}"
         if isinstance(value, float):
@@ -217,6 +222,13 @@ CV_OPTIONS = (
     ),
 )
 OPTIONS_BY_FIELD = {option.field: option for option in CV_OPTIONS}
+
+
+def execution_of(config: CVConfig) -> dict:
+    """The fields of `config` that say how its pairs run (the execution options)."""
+    return {
+        option.field: getattr(config, option.field) for option in CV_OPTIONS if option.execution
+    }
 
 
 def scaled_learning_rate(learning_rate: float, batch_size: int, new_batch_size: int) -> float:

@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 from kaggle_digits import plots
 from kaggle_digits.backend import auto_workers, cpu_count, has_accelerator
 from kaggle_digits.competition import Competition
-from kaggle_digits.config import CVConfig, provenance, validate
+from kaggle_digits.config import CVConfig, execution_of, provenance, validate
 from kaggle_digits.data import Dataset, load_dataset
 from kaggle_digits.errors import UserError
 from kaggle_digits.files import atomic_path, read_json, save_array, write_json
@@ -86,8 +86,7 @@ def run_cv(
     dataset = load_dataset(competition, data_root)
     if resume is not None:
         run_dir = Path(resume)
-        execution = {"workers": config.workers, "engine": config.engine}
-        config = resume_config(run_dir, dataset, execution)
+        config = resume_config(run_dir, dataset, execution_of(config))
         fold_of_row = np.load(run_dir / "folds.npy")
     else:
         validate(config)
