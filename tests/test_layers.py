@@ -15,8 +15,10 @@ LAYERS = [
     ("one model", {"training"}),
     ("one run's files", {"run_folder", "ledger"}),
     ("executing pairs", {"pairs", "local_pairs", "ray_pairs", "budget", "trials", "progress"}),
-    ("leaderboard", {"leaderboard"}),
-    ("the jobs", {"download", "info", "cv", "blend", "submission", "predict", "runs"}),
+    (
+        "the jobs",
+        {"download", "info", "cv", "blend", "submission", "predict", "runs", "leaderboard"},
+    ),
     ("the face", {"cli"}),
 ]
 LAYER_OF = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}

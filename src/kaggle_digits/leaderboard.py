@@ -8,14 +8,14 @@ run lands within about ±0.001 of its OOF
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from kaggle_digits import kaggle_api
 from kaggle_digits.competition import Competition
-from kaggle_digits.files import read_json
 from kaggle_digits.kaggle_api import LeaderboardRow
 from kaggle_digits.ledger import Ledger
-from kaggle_digits.run_folder import is_complete
+from kaggle_digits.runs import list_runs
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Board:
     whole: bool
     own_team: str | None = None
 
-    @property
+    @cached_property  # asked for every row that rank_of compares
     def higher_is_better(self) -> bool:
         scores = [row.score for row in self.rows if not math.isnan(row.score)]
         return len(scores) < 2 or scores[0] >= scores[-1]
@@ -73,13 +73,15 @@ class LeaderboardReport:
 
 def read_board(slug: str, to_rank: list[float], top: int, own_team: str | None = None) -> Board:
     """The top `top` rows, and enough more to rank every score of `to_rank`."""
-    lowest = min(to_rank, default=None)
 
     def enough(rows: list[LeaderboardRow]) -> bool:
         if len(rows) < top:
             return False
+        if not to_rank:
+            return True
         board = Board(rows, whole=False)
-        return lowest is None or board.better(lowest, rows[-1].score)
+        worst = min(to_rank) if board.higher_is_better else max(to_rank)
+        return board.better(worst, rows[-1].score)
 
     rows, whole = kaggle_api.public_leaderboard(slug, enough)
     return Board(rows, whole, own_team)
@@ -94,7 +96,7 @@ def leaderboard_report(
         for sub in kaggle_api.list_submissions(competition.slug)
         if sub.status == "COMPLETE" and sub.public_score
     ]
-    unsubmitted = unsubmitted_runs(Path(runs_dir), Ledger(Path(submissions_dir) / "ledger.csv"))
+    unsubmitted = unsubmitted_runs(Path(runs_dir), Path(submissions_dir))
     scores = [float(sub.public_score) for sub in mine] + list(unsubmitted.values())
     team = next((sub.team_name for sub in mine if sub.team_name), None)
     board = read_board(competition.slug, scores, top, team)
@@ -113,18 +115,14 @@ def leaderboard_report(
     return LeaderboardReport(competition.slug, board, top, you, estimates)
 
 
-def unsubmitted_runs(runs_dir: Path, ledger: Ledger) -> dict[str, float]:
+def unsubmitted_runs(runs_dir: Path, submissions_dir: Path) -> dict[str, float]:
     """The OOF accuracy of each complete run in runs_dir that no submission came from."""
-    submitted = ledger.submitted_runs()
-    found = {}
-    for folder in sorted(runs_dir.glob("*")):
-        if folder.is_symlink() or not folder.is_dir() or folder.name in submitted:
-            continue
-        if is_complete(folder):
-            accuracy = read_json(folder / "metrics.json").get("oof_accuracy")
-            if accuracy is not None:
-                found[folder.name] = float(accuracy)
-    return found
+    submitted = Ledger(submissions_dir / "ledger.csv").submitted_runs()
+    return {
+        run.run_id: run.oof_accuracy
+        for run in list_runs(runs_dir, submissions_dir)
+        if run.complete and run.oof_accuracy is not None and run.run_id not in submitted
+    }
 
 
 def leaderboard_table(report: LeaderboardReport) -> str:
