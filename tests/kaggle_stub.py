@@ -50,6 +50,8 @@ class StubKaggle:
     uploads: dict[str, bytes] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     url: str = ""
+    # requests are answered in threads of their own: two uploads at once get a ref each
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, port: int = 0) -> "StubKaggle":
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
@@ -160,14 +162,15 @@ def _handler_for(stub: StubKaggle) -> type[BaseHTTPRequestHandler]:
             if token not in stub.uploads:
                 self._error(400, "Unknown upload token")
                 return
-            stub.submissions_left -= 1
-            submission = StubSubmission(
-                ref=1000 + len(stub.submissions),
-                file_name=token,
-                description=request.get("submissionDescription", ""),
-                content=stub.uploads[token],
-            )
-            stub.submissions.append(submission)
+            with stub.lock:
+                stub.submissions_left -= 1
+                submission = StubSubmission(
+                    ref=1000 + len(stub.submissions),
+                    file_name=token,
+                    description=request.get("submissionDescription", ""),
+                    content=stub.uploads[token],
+                )
+                stub.submissions.append(submission)
             self._json(200, {"message": "Successfully submitted", "ref": submission.ref})
 
         def _ListSubmissions(self, request: dict) -> None:

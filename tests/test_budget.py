@@ -262,9 +262,9 @@ def test_auto_precision_takes_the_one_the_trial_finds_faster_and_says_so_for_a_r
 
 
 def test_a_budget_too_short_for_either_recipe_is_refused():
-    runner = TimedRunner({"strided-cnn": 0.05, "tiny-cnn": 0.05})  # steps of 32 and 256
+    runner = TimedRunner({"strided-cnn": 0.5, "tiny-cnn": 0.5})  # steps of 32 and 256
     with pytest.raises(UserError, match="too small for one epoch per pair"):
-        fit(0.5, runner)
+        fit(1, runner)
 
 
 def test_eta_counts_the_pairs_running_at_once():
@@ -389,11 +389,31 @@ def test_a_budgeted_run_records_its_plan(small, tmp_path):
     assert np.isfinite(result.metrics["oof_accuracy"])
 
 
-def test_cli_refuses_a_budget_too_small(small, tmp_path):
-    too_small = ("--folds", "2", "--members", "tiny-cnn", "--budget", "0.001", "--workers", "1")
+def test_cli_refuses_a_budget_below_the_smallest_at_once(small, tmp_path):
+    too_small = ("--folds", "2", "--members", "tiny-cnn", "--budget", "0.2", "--workers", "1")
     result = cv_cli(small, tmp_path, *too_small)
-    assert_user_error(result, "budget of 0.001 min is too small for one epoch per pair")
+    assert_user_error(result, "--budget must be 0 (off) or at least 1 minute")
+    assert "timing" not in result.stdout  # no trial ran
+    assert not (tmp_path / "runs").exists()
     assert_user_error(cv_cli(small, tmp_path, "--epochs", "2", "--budget", "5"), "not both")
+
+
+def test_a_budget_that_its_second_trial_would_overrun_is_refused_before_it():
+    class SlowTrials(TimedRunner):
+        def time_steps(self, data, config, architecture):
+            time.sleep(0.2)
+            return super().time_steps(data, config, architecture)
+
+    runner = SlowTrials({"strided-cnn": 0.05, "tiny-cnn": 0.05})
+    config = preset_config("default", budget_minutes=1, folds=5, workers=2)
+    data = TrainingData(
+        np.empty((42000, 1, 1, 1)), np.zeros(42000), np.empty((28000, 1, 1, 1)),
+        np.arange(42000) % 5, 10,
+    )  # fmt: skip
+    almost_spent = time.perf_counter() - 59.7  # the trial's 0.4 s will leave less than 0.4 s
+    with pytest.raises(UserError, match=r"too small here: its trials alone .* --budget 3 or more"):
+        fit_budget(config, data, runner, almost_spent, lambda line: None)
+    assert runner.timed == ["strided-cnn", "strided-cnn"]  # the quick recipe's never ran
 
 
 def test_a_running_epochs_progress_shows_and_shortens_the_eta():

@@ -61,3 +61,15 @@ def test_every_docs_pointer_in_the_code_leads_somewhere():
             if problem:
                 missing.append(f"{source.name}: {problem}")
     assert missing == []
+
+
+def test_each_promise_of_what_survives_a_fault_names_a_test_that_checks_it():
+    section = README.read_text().split("## What survives a fault")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    faults = (ROOT / "tests" / "test_faults.py").read_text()
+    tests = re.findall(r"^def (test_\w+)", faults, flags=re.MULTILINE)
+    for row in rows[1:]:  # past the header
+        named = re.findall(r"`(test_\w+)…?`", row) or ["the same test"] * ("the same" in row)
+        assert named, row
+        for prefix in named:
+            assert prefix == "the same test" or any(t.startswith(prefix) for t in tests), prefix

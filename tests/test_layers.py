@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "kaggle_digits"
 
 # from the bottom up; a module may import from its own layer and those below
 LAYERS = [
-    ("base", {"__init__", "errors", "files", "schedule", "backend", "plots", "tracking"}),
+    ("base", {"__init__", "errors", "faults", "files", "schedule", "backend", "plots", "tracking"}),
     ("the competition", {"competition", "kaggle_api", "data", "photo"}),
     ("architectures", {"layers", "models"}),
     ("options", {"config"}),

@@ -1,3 +1,5 @@
+import zipfile
+
 import numpy as np
 import pytest
 from helpers import assert_user_error, run_cli
@@ -126,9 +128,15 @@ def test_a_model_that_cannot_be_loaded_is_one_line_naming_it(trained, tmp_path):
     runs_dir = tmp_path / "runs"
     run_dir = shutil.copytree(trained.run_dir, runs_dir / trained.run_dir.name)
     model = next(run_dir.glob("fold0/member0-*/model.keras"))
+
+    def predict():
+        return run_cli(
+            "--competition", trained.spec_path, "predict", "--runs-dir", runs_dir,
+            "--run", run_dir.name, "--csv", trained.test_csv,
+        )  # fmt: skip
+
     model.write_bytes(model.read_bytes()[:1000])  # a copy cut short
-    result = run_cli(
-        "--competition", trained.spec_path, "predict", "--runs-dir", runs_dir,
-        "--run", run_dir.name, "--csv", trained.test_csv,
-    )  # fmt: skip
-    assert_user_error(result, str(model), "cannot load the model with the tensorflow backend")
+    assert_user_error(predict(), f"damaged: {model} is cut short", "cv --resume")
+    with zipfile.ZipFile(model, "w") as archive:  # whole, but no Keras model inside
+        archive.writestr("config.json", "{}")
+    assert_user_error(predict(), str(model), "cannot load the model with the tensorflow backend")

@@ -40,7 +40,7 @@ def test_happy_path_uploads_and_prints_the_public_score(kaggle_server, trained, 
     assert f"public score {expected:.5f}" in result.stdout
     assert f"CV {trained.oof_accuracy:.5f}" in result.stdout
     rows = ledger_rows(paths)
-    assert [row["status"] for row in rows] == ["submitted", "complete"]
+    assert [row["status"] for row in rows] == ["uploading", "submitted", "complete"]
     assert rows[-1]["public_score"] == f"{expected:.5f}"
     assert rows[-1]["kaggle_ref"] == str(uploaded.ref)
     assert list(rows[0]) == LEDGER_COLUMNS
@@ -93,14 +93,15 @@ def test_failed_upload_leaves_a_failed_row_and_a_retry_succeeds(kaggle_server, t
     assert_user_error(submit(trained, paths), "submission failed", "upload")
     assert (paths["submissions"] / f"{trained.run_dir.name}.csv").is_file()
     first = ledger_rows(paths)
-    assert [row["status"] for row in first] == ["failed"]
-    assert "upload" in first[0]["reason"]
+    assert [row["status"] for row in first] == ["uploading", "failed"]
+    assert "upload" in first[1]["reason"]
 
     result = submit(trained, paths)
     assert result.exit_code == 0, result.output
     rows = ledger_rows(paths)
     assert rows[: len(first)] == first  # appended to, never rewritten
-    assert [row["status"] for row in rows] == ["failed", "submitted", "complete"]
+    statuses = ["uploading", "failed", "uploading", "submitted", "complete"]
+    assert [row["status"] for row in rows] == statuses
 
 
 def test_a_submitted_file_is_not_sent_twice_without_force(kaggle_server, trained, paths):
@@ -173,7 +174,7 @@ def test_submissions_shows_ledger_with_remote_scores(kaggle_server, trained, pat
     assert "complete" in result.stdout
     assert trained.run_dir.name[:28] in result.stdout
     assert f"{trained.oof_accuracy:.5f}" in result.stdout
-    assert [row["status"] for row in ledger_rows(paths)] == ["submitted", "complete"]
+    assert [row["status"] for row in ledger_rows(paths)] == ["uploading", "submitted", "complete"]
 
 
 def test_submissions_flags_a_large_cv_lb_gap(kaggle_server, trained, paths, tmp_path):

@@ -8,6 +8,9 @@ each fold are blended with weights chosen on the other folds' rows only. The tes
 uses weights chosen on all rows.
 """
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from kaggle_digits import plots
 from kaggle_digits.competition import Competition
 from kaggle_digits.data import load_dataset
 from kaggle_digits.errors import UserError
-from kaggle_digits.files import read_json, save_array, write_json
+from kaggle_digits.files import read_json, save_array, write_json, write_text
 from kaggle_digits.run_folder import find_run, new_run_dir, point_latest_at
 from kaggle_digits.tracking import Tracker, run_metrics
 
@@ -65,45 +68,52 @@ def blend_runs(
     }
     for source, weight in zip(sources, weights, strict=True):
         log(f"{source.name}: OOF {source_scores[source.name]:.5f}  weight {weight:.2f}")
-    run_dir = new_run_dir(Path(runs_dir), "blend")
-    configs = [read_json(source / "config.json") for source in sources]
-    write_json(
-        run_dir / "config.json",
-        {
-            "preset": "blend",
-            "competition": competition.slug,
-            "method": method,
-            "sources": [source.name for source in sources],
-            "weights": [round(float(weight), 4) for weight in weights],
-            "folds": configs[0]["folds"],
-            "seed": configs[0]["seed"],
-            "members": [f"{c['preset']}:{'+'.join(c['members'])}" for c in configs],
-            "data_fingerprint": dataset.fingerprint,
-        },
-    )
-    save_array(run_dir / "folds.npy", fold_of_row)
-    tracker.start(run_dir, competition.slug, blend_params(method, sources, weights))
-    save_array(run_dir / "oof_probs.npy", blend_oof.astype(np.float32))
-    save_array(run_dir / "test_probs.npy", blend_test.astype(np.float32))
-    metrics = blend_metrics(blend_oof, labels, fold_of_row, competition, source_scores, sources)
-    predictions = blend_oof.argmax(1)
-    plots.confusion_matrix_figure(
-        confusion_matrix(labels, predictions, labels=range(competition.num_classes)),
-        competition.classes,
-        run_dir / "confusion_matrix.png",
-    )
-    plots.confident_mistakes(
-        dataset.train_images, labels, blend_oof, competition.classes, run_dir / "mistakes.png"
-    )
-    summary = (
-        f"blend ({method}) of {len(sources)} runs: OOF accuracy {metrics['oof_accuracy']:.5f} "
-        f"(each fold blended with weights chosen on the other folds)   per fold "
-        f"{metrics['fold_accuracy_mean']:.5f} ± {metrics['fold_accuracy_std']:.5f}   "
-        f"log loss {metrics['oof_log_loss']:.4f}"
-    )
-    (run_dir / "summary.txt").write_text(summary + "\n")
-    write_json(run_dir / "metrics.json", metrics)
+    # written in a hidden folder and renamed into place whole: a killed blend leaves no
+    # run folder that looks finished, nor one half-written
+    staging = Path(tempfile.mkdtemp(dir=runs_dir, prefix=".blend-"))
+    try:
+        configs = [read_json(source / "config.json") for source in sources]
+        write_json(
+            staging / "config.json",
+            {
+                "preset": "blend",
+                "competition": competition.slug,
+                "method": method,
+                "sources": [source.name for source in sources],
+                "weights": [round(float(weight), 4) for weight in weights],
+                "folds": configs[0]["folds"],
+                "seed": configs[0]["seed"],
+                "members": [f"{c['preset']}:{'+'.join(c['members'])}" for c in configs],
+                "data_fingerprint": dataset.fingerprint,
+            },
+        )
+        save_array(staging / "folds.npy", fold_of_row)
+        save_array(staging / "oof_probs.npy", blend_oof.astype(np.float32))
+        save_array(staging / "test_probs.npy", blend_test.astype(np.float32))
+        metrics = blend_metrics(blend_oof, labels, fold_of_row, competition, source_scores, sources)
+        predictions = blend_oof.argmax(1)
+        plots.confusion_matrix_figure(
+            confusion_matrix(labels, predictions, labels=range(competition.num_classes)),
+            competition.classes,
+            staging / "confusion_matrix.png",
+        )
+        plots.confident_mistakes(
+            dataset.train_images, labels, blend_oof, competition.classes, staging / "mistakes.png"
+        )
+        summary = (
+            f"blend ({method}) of {len(sources)} runs: OOF accuracy {metrics['oof_accuracy']:.5f} "
+            f"(each fold blended with weights chosen on the other folds)   per fold "
+            f"{metrics['fold_accuracy_mean']:.5f} ± {metrics['fold_accuracy_std']:.5f}   "
+            f"log loss {metrics['oof_log_loss']:.4f}"
+        )
+        write_text(staging / "summary.txt", summary + "\n")
+        write_json(staging / "metrics.json", metrics)
+        run_dir = new_run_dir(Path(runs_dir), "blend")
+        os.replace(staging, run_dir)  # onto the empty folder just made for its name
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already, unless it failed
     point_latest_at(run_dir)
+    tracker.start(run_dir, competition.slug, blend_params(method, sources, weights))
     tracker.finish(run_dir, run_metrics(metrics))
     log(summary)
     log(f"run {run_dir}")

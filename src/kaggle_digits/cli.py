@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -434,4 +435,11 @@ class Terminal:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, stop_as_ctrl_c)
     app()
+
+
+def stop_as_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM (a notebook's stop button, a cluster's scheduler, `kill`) stops a command as
+    Ctrl-C does: what is finished is kept, and `cv --resume` goes on from there."""
+    raise KeyboardInterrupt

@@ -27,6 +27,9 @@ TTA_ROTATIONS = (4.0, -4.0, 8.0, -8.0, 12.0, -12.0)  # degrees
 TTA_VIEWS = {"shifts": TTA_SHIFTS, "rotations": TTA_ROTATIONS}
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+# the shortest --budget taken: below it, not even a fast machine fits the trial that plans
+# the run, the workers' fresh start, one epoch and the finish (see docs/budget.md)
+MIN_BUDGET_MINUTES = 1.0
 MAX_SEED = 4_000_000  # a pair's seed, seed * 1000 + fold * 10 + member, stays below 2**32
 
 
@@ -345,7 +348,10 @@ def validate(config: CVConfig) -> None:
         "--select-hard must be 0 (off) or more": config.select_hard >= 0,
         f"--precision must be auto or one of {', '.join(PRECISIONS)}": config.precision
         in ("auto", *PRECISIONS),
-        "--budget must be 0 (off) or a positive number of minutes": config.budget_minutes >= 0,
+        f"--budget must be 0 (off) or at least {MIN_BUDGET_MINUTES:g} minute: the trial that "
+        "plans a run, a fresh start of its workers, an epoch and the finish take that long "
+        "on a fast machine": config.budget_minutes == 0
+        or config.budget_minutes >= MIN_BUDGET_MINUTES,
         "--workers must be 0 (automatic) or more": config.workers >= 0,
         f"--engine must be one of {', '.join(ENGINES)}": config.engine in ENGINES,
         "--engine in-process trains one pair at a time: drop --workers": config.engine

@@ -4,9 +4,11 @@ out-of-fold score, test probabilities, figures and summary. The run folder's lay
 run_folder.py's; the trials before a run (--budget, --precision auto) are trials.py's.
 """
 
+import contextlib
 import math
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,24 +16,29 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 from sklearn.model_selection import StratifiedKFold
 
-from kaggle_digits import plots
+from kaggle_digits import faults, plots
 from kaggle_digits.backend import auto_workers, cpu_count, has_accelerator
 from kaggle_digits.competition import Competition
 from kaggle_digits.config import CVConfig, execution_of, provenance, validate
 from kaggle_digits.data import Dataset, load_dataset
 from kaggle_digits.errors import UserError
-from kaggle_digits.files import atomic_path, read_json, save_array, write_json
+from kaggle_digits.files import atomic_path, read_json, save_array, write_json, write_text
 from kaggle_digits.local_pairs import InProcess, LocalWorkers
 from kaggle_digits.pairs import EpochReport, Pair, PairOutput, Runner, TrainingData
 from kaggle_digits.progress import Progress
 from kaggle_digits.run_folder import (
     PAIR_FINISHED,
+    REQUEST,
     RUN_COMPLETE,
+    SETTLED,
     is_finished,
     new_run_dir,
+    pair_damage,
     pair_dir,
     point_latest_at,
+    remove_temporary_files,
     resume_config,
+    writing,
 )
 from kaggle_digits.tracking import Tracker, flat_params, run_metrics
 from kaggle_digits.trials import choose_precision, fit_budget
@@ -84,14 +91,95 @@ def run_cv(
     started = time.perf_counter()
     tracker = Tracker(track, log)
     dataset = load_dataset(competition, data_root)
-    if resume is not None:
-        run_dir = Path(resume)
-        config = resume_config(run_dir, dataset, execution_of(config))
-        fold_of_row = np.load(run_dir / "folds.npy")
-    else:
+    if resume is None:
         validate(config)
         check_fits_the_data(config, dataset.train_labels, ray_address)
-        fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
+        run_dir = start_run(Path(runs_dir), config, competition, dataset, keep_folds)
+        settled = False
+    else:
+        run_dir = Path(resume)
+        config, settled = resume_config(run_dir, dataset, execution_of(config))
+    with writing(run_dir), removed_if_refused(run_dir, new=resume is None):
+        remove_temporary_files(run_dir)  # what a killed run was writing
+        (run_dir / RUN_COMPLETE).unlink(missing_ok=True)  # a damaged run is being mended
+        with make_runner(config, ray_address) as runner:
+            config = replace(config, workers=runner.workers)
+            trial = {}
+            if settled:
+                fold_of_row = np.load(run_dir / "folds.npy")
+            else:
+                config, trial, fold_of_row = settle_options(
+                    run_dir, config, dataset, competition, runner, started, log
+                )
+            data = TrainingData(
+                dataset.train_images,
+                dataset.train_labels,
+                dataset.test_images,
+                fold_of_row,
+                competition.num_classes,
+            )
+            log_start(run_dir, config, runner, log)
+            tracker.start(run_dir, competition.slug, flat_params(read_json(run_dir / SETTLED)))
+            plan = trial.get("budget_plan", {})
+            train_pairs(
+                run_dir,
+                config,
+                data,
+                runner,
+                log,
+                status,
+                crowded_speed=plan.get("crowded_speed"),
+                pair_overhead=plan.get("pair_overhead_seconds", 0.0),
+                tracker=tracker,
+            )
+        result = finish_run(run_dir, config, dataset, fold_of_row, competition, log)
+    tracker.finish(run_dir, run_metrics(result.metrics))
+    return result
+
+
+def start_run(
+    runs_dir: Path, config: CVConfig, competition: Competition, dataset: Dataset, keep_folds: bool
+) -> Path:
+    """A new run's folder, with the options as asked (request.json): a run killed before its
+    trials settle them resumes from there."""
+    run_dir = new_run_dir(runs_dir, config.preset)
+    request = {
+        **config.to_dict(),
+        "competition": competition.slug,
+        "data_fingerprint": dataset.fingerprint,
+        "keep_folds": keep_folds,
+    }
+    with removed_if_refused(run_dir, new=True):
+        write_json(run_dir / REQUEST, request)
+    return run_dir
+
+
+@contextlib.contextmanager
+def removed_if_refused(run_dir: Path, new: bool) -> Iterator[None]:
+    """A new run refused before its options are settled (a budget its trial shows too small,
+    a Ray cluster out of reach) leaves no folder: it holds nothing to resume. Killed or
+    stopped, it is kept, and `cv --resume` runs its trials again."""
+    try:
+        yield
+    except UserError:
+        if new and not (run_dir / SETTLED).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def settle_options(
+    run_dir: Path,
+    config: CVConfig,
+    dataset: Dataset,
+    competition: Competition,
+    runner: Runner,
+    started: float,
+    log: Log,
+) -> tuple[CVConfig, dict, np.ndarray]:
+    """Run the trials the options ask for (trials.py), then save the options they settle
+    (config.json, after folds.npy); with what the trials measured, and the folds."""
+    keep_folds = read_json(run_dir / REQUEST).get("keep_folds", False)
+    fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
     data = TrainingData(
         dataset.train_images,
         dataset.train_labels,
@@ -99,41 +187,19 @@ def run_cv(
         fold_of_row,
         competition.num_classes,
     )
-    with make_runner(config, ray_address) as runner:
-        config = replace(config, workers=runner.workers)
-        trial = {}
-        if resume is None:
-            config, trial = run_trials(config, data, runner, started, log, keep_folds)
-            if config.folds != data.fold_of_row.max() + 1:  # a short budget took fewer
-                fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
-                data = replace(data, fold_of_row=fold_of_row)
-            saved = {
-                **config.to_dict(),
-                "competition": competition.slug,
-                "execution": runner.describe(),
-                **provenance(dataset.fingerprint),
-                **trial,
-            }
-            run_dir = new_run_dir(Path(runs_dir), config.preset)
-            write_json(run_dir / "config.json", saved)
-            save_array(run_dir / "folds.npy", fold_of_row)
-        log_start(run_dir, config, runner, log)
-        tracker.start(run_dir, competition.slug, flat_params(read_json(run_dir / "config.json")))
-        plan = trial.get("budget_plan", {})
-        train_pairs(
-            run_dir,
-            config,
-            data,
-            runner,
-            log,
-            status,
-            crowded_speed=plan.get("crowded_speed"),
-            pair_overhead=plan.get("pair_overhead_seconds", 0.0),
-            tracker=tracker,
-        )
-    result = finish_run(run_dir, config, dataset, fold_of_row, competition, log)
-    tracker.finish(run_dir, run_metrics(result.metrics))
-    return result
+    config, trial = run_trials(config, data, runner, started, log, keep_folds)
+    if config.folds != fold_of_row.max() + 1:  # a short budget took fewer
+        fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
+    save_array(run_dir / "folds.npy", fold_of_row)
+    saved = {
+        **config.to_dict(),
+        "competition": competition.slug,
+        "execution": runner.describe(),
+        **provenance(dataset.fingerprint),
+        **trial,
+    }
+    write_json(run_dir / SETTLED, saved)
+    return config, trial, fold_of_row
 
 
 def check_fits_the_data(config: CVConfig, labels: np.ndarray, ray_address: str | None) -> None:
@@ -231,7 +297,7 @@ def train_pairs(
     it (schedule.job_speed); `pair_overhead`: a pair's seconds outside its epochs, with a
     core to itself, as a trial expects them (both for the ETA)."""
     pairs = all_pairs(config)
-    finished = [pair for pair in pairs if is_finished(folder_of(run_dir, pair))]
+    finished = [pair for pair in pairs if is_sound(run_dir, pair, data, log)]
     progress = Progress(
         pairs,
         finished,
@@ -248,6 +314,8 @@ def train_pairs(
         log(f"{progress.label(pair)}: done")
 
     def epoch_done(report: EpochReport) -> None:
+        if report.finished:
+            faults.reached("epoch")
         progress.epoch_done(report)
         if tracker is not None and report.finished:
             pair = report.pair
@@ -264,6 +332,20 @@ def train_pairs(
     except (KeyboardInterrupt, UserError):
         log(f"stopped: `kaggle-digits cv --resume {run_dir}` finishes this run")
         raise
+
+
+def is_sound(run_dir: Path, pair: Pair, data: TrainingData, log: Log) -> bool:
+    """Whether a pair is finished and its files whole; a damaged one is unfinished again."""
+    folder = folder_of(run_dir, pair)
+    if not is_finished(folder):
+        return False
+    holdout_rows = int((data.fold_of_row == pair.fold).sum())
+    damage = pair_damage(folder, holdout_rows, len(data.test_images))
+    if damage is None:
+        return True
+    log(f"{damage}: training fold {pair.fold + 1}, member {pair.member + 1} again")
+    (folder / PAIR_FINISHED).unlink()
+    return False
 
 
 def folder_of(run_dir: Path, pair: Pair) -> Path:
@@ -352,7 +434,7 @@ def finish_run(
         dataset.train_images, labels, oof_probs, competition.classes, run_dir / "mistakes.png"
     )
     summary = summary_table(config, metrics)
-    (run_dir / "summary.txt").write_text(summary + "\n")
+    write_text(run_dir / "summary.txt", summary + "\n")
     write_json(run_dir / RUN_COMPLETE, metrics)
     point_latest_at(run_dir)
     log(summary)

@@ -10,6 +10,7 @@ from pathlib import Path
 from kaggle_digits import kaggle_api
 from kaggle_digits.competition import Competition
 from kaggle_digits.errors import UserError
+from kaggle_digits.files import DISK_FULL, DiskFull
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,19 @@ def download_competition(
     if has_data(competition, data_root) and not force:
         return DownloadResult(folder, downloaded=False)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{competition.slug}-") as tmp:
-        zip_path = kaggle_api.download_competition_zip(competition.slug, Path(tmp) / "zip")
-        unpacked = Path(tmp) / "unpacked"
-        extract_zip(zip_path, unpacked, competition.data_files)
-        replace_folder(unpacked, folder, trash=Path(tmp) / "previous")
+    try:
+        with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{competition.slug}-") as tmp:
+            zip_path = kaggle_api.download_competition_zip(competition.slug, Path(tmp) / "zip")
+            unpacked = Path(tmp) / "unpacked"
+            extract_zip(zip_path, unpacked, competition.data_files)
+            replace_folder(unpacked, folder, trash=Path(tmp) / "previous")
+    except OSError as error:
+        if error.errno not in DISK_FULL:
+            raise
+        kept = "; the data already there is kept" if has_data(competition, data_root) else ""
+        raise DiskFull(
+            f"no space left on device while downloading into {folder.parent}{kept}"
+        ) from None
     return DownloadResult(folder, downloaded=True)
 
 

@@ -1,7 +1,9 @@
 """Atomic writes: every file is written under a temporary name beside its target and renamed
-into place, so an interrupted write never leaves a half-written file behind."""
+into place, so an interrupted write never leaves a half-written file behind; a full disk is
+one clear error naming the file, with the temporary file removed and the old one kept."""
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -10,25 +12,52 @@ from pathlib import Path
 
 import numpy as np
 
+from kaggle_digits import faults
+from kaggle_digits.errors import UserError
+
+TEMPORARY_PREFIX = "."  # .<stem>-<random><suffix>, beside the file it becomes
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(UserError):
+    """No space left (or the quota spent) while writing a file."""
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path to write to; renamed to `path` when the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(handle)
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f"{TEMPORARY_PREFIX}{path.stem}-", suffix=path.suffix
+        )
+        os.close(handle)
+        try:
+            yield Path(tmp)
+            faults.reached(f"write {path.name}")
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    except OSError as error:
+        if error.errno in DISK_FULL:
+            raise DiskFull(f"no space left on device while writing {path}") from None
+        raise
+
+
+def is_temporary(path: Path) -> bool:
+    """A file atomic_path was writing when its process died."""
+    return Path(path).name.startswith(TEMPORARY_PREFIX) and Path(path).is_file()
 
 
 def write_json(path: Path, payload: dict) -> None:
+    write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        tmp.write_text(text)
 
 
 def read_json(path: Path) -> dict:

@@ -151,6 +151,20 @@ class LocalWorkers:
             self._pool = None
             self._trialled = False
 
+    def kill(self) -> None:
+        """End the workers now (Ctrl-C, SIGTERM, an error): the pairs they train are lost
+        either way, and waiting for them to finish could take minutes."""
+        if self._pool is None:
+            return
+        if hasattr(self._pool, "kill_workers"):  # Python 3.14
+            self._pool.kill_workers()
+        else:
+            for process in list(self._pool._processes.values()):
+                process.kill()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
+        self._trialled = False
+
     def run(
         self,
         data: TrainingData,
@@ -175,8 +189,7 @@ class LocalWorkers:
                 for future in finished:
                     done(future.result())
         except BaseException:
-            for future in pending:
-                future.cancel()
+            self.kill()
             raise
 
     def time_steps(self, data: TrainingData, config: CVConfig, architecture: str) -> StepTiming:
@@ -228,7 +241,10 @@ _worker_trial_barriers: dict = {}
 def _start_worker(data: TrainingData, reports, trial_barriers: dict) -> None:
     global _worker_data, _worker_reports, _worker_trial_barriers
     _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    # Ctrl-C and SIGTERM (to the whole group: a notebook's stop, a scheduler) are the
+    # driver's to handle; it kills the workers as it stops
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _worker_data, _worker_reports, _worker_trial_barriers = data, reports, trial_barriers
     import_keras()
 
@@ -257,4 +273,4 @@ def _die_with_parent() -> None:
     """On Linux, a worker is ended when the driver dies, even by SIGKILL."""
     if sys.platform.startswith("linux"):
         PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -2,8 +2,11 @@
 `predict`, `submit` and `runs` read.
 
 runs/<slug>/<timestamp>-<preset>/
-  config.json          every option, plus data fingerprint, git commit, package versions
+  request.json         the options as asked, written first: a run killed in its trials resumes
+  run.lock             held (flock) while a `cv` writes the run
   folds.npy            the fold of each training row
+  config.json          every option as the trials settled them, plus data fingerprint, git
+                       commit, package versions; written after folds.npy
   fold<k>/member<m>-<architecture>/
       model.keras, holdout_probs.npy, test_probs.npy, history.json,
       result.json      written last: the pair is finished when, and only when, it exists
@@ -12,19 +15,30 @@ runs/<slug>/<timestamp>-<preset>/
 runs/<slug>/latest     the newest complete run (a symlink)
 """
 
+import contextlib
+import json
 import os
-from dataclasses import replace
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
 
 from kaggle_digits.competition import Competition
 from kaggle_digits.config import CVConfig
 from kaggle_digits.data import Dataset
 from kaggle_digits.errors import UserError
-from kaggle_digits.files import read_json
+from kaggle_digits.files import is_temporary
 
+REQUEST = "request.json"
+SETTLED = "config.json"
+LOCK = "run.lock"
 PAIR_FINISHED = "result.json"
 RUN_COMPLETE = "metrics.json"
+RUN_ARRAYS = ("folds.npy", "oof_probs.npy", "test_probs.npy")
 
 
 def pair_dir(run_dir: Path, fold: int, member: int, architecture: str) -> Path:
@@ -40,15 +54,57 @@ def is_complete(run_dir: Path) -> bool:
 
 
 def new_run_dir(runs_dir: Path, preset: str) -> Path:
-    """runs_dir/<timestamp>-<preset>, created; a suffix where that name is taken."""
+    """runs_dir/<timestamp>-<preset>, created; a suffix where that name is taken (mkdir
+    either creates a folder or fails, so two runs started at once get one each)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = runs_dir / f"{stamp}-{preset}"
-    suffix = 1
-    while run_dir.exists():
-        suffix += 1
-        run_dir = runs_dir / f"{stamp}-{preset}-{suffix}"
-    run_dir.mkdir(parents=True)
-    return run_dir
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    for suffix in range(1, 10_000):
+        run_dir = Path(runs_dir) / (f"{stamp}-{preset}" + (f"-{suffix}" if suffix > 1 else ""))
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise UserError(f"{runs_dir}: 10,000 runs named {stamp}-{preset} already")
+
+
+@contextlib.contextmanager
+def writing(run_dir: Path) -> Iterator[None]:
+    """Hold the run's lock while writing it: a second `cv --resume` of it is refused, and
+    `runs` shows it as running. The system lets go of the lock when the process dies."""
+    lock = FileLock(Path(run_dir) / LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UserError(
+            f"{run_dir}: another `kaggle-digits cv` is writing this run now; wait for it to end"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def is_running(run_dir: Path) -> bool:
+    """Whether a live process holds the run's lock."""
+    if not (Path(run_dir) / LOCK).exists():
+        return False
+    lock = FileLock(Path(run_dir) / LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError:  # a read-only folder: no one can be writing it
+        return False
+    lock.release()
+    return False
+
+
+def remove_temporary_files(run_dir: Path) -> None:
+    """The files a killed process was writing under temporary names (files.atomic_path)."""
+    for path in Path(run_dir).rglob(".*"):
+        if is_temporary(path) and path.name != LOCK:
+            path.unlink(missing_ok=True)
 
 
 def point_latest_at(run_dir: Path) -> None:
@@ -80,6 +136,7 @@ def find_run(
             raise UserError(f"{run_dir}: the run is not complete; finish it with `cv --resume`")
         if competition is not None:
             check_competition(run_dir, competition)
+        check_undamaged(run_dir)
         return run_dir.resolve()
     complete = sorted(
         (
@@ -87,6 +144,7 @@ def find_run(
             for path in runs_dir.glob("*")
             if path.is_dir()
             and not path.is_symlink()
+            and not path.name.startswith(".")  # a blend being written
             and is_complete(path)
             and (competition is None or run_competition(path) in (None, competition.slug))
         ),
@@ -94,12 +152,23 @@ def find_run(
     )
     if not complete:
         raise UserError(f"no complete run in {runs_dir}; run `kaggle-digits cv` first")
+    check_undamaged(complete[-1])
     return complete[-1].resolve()
+
+
+def check_undamaged(run_dir: Path) -> None:
+    damage = run_damage(run_dir)
+    if damage is not None:
+        blend = "sources" in _read(run_dir / SETTLED)
+        mend = (
+            "make the blend again" if blend else f"`kaggle-digits cv --resume {run_dir}` mends it"
+        )
+        raise UserError(f"{run_dir.name}: damaged: {damage}; {mend}")
 
 
 def run_competition(run_dir: Path) -> str | None:
     """The slug of the competition a run was made for (None for runs older than the field)."""
-    return read_json(Path(run_dir) / "config.json").get("competition")
+    return _read(Path(run_dir) / SETTLED).get("competition")
 
 
 def check_competition(run_dir: Path, competition: Competition) -> None:
@@ -111,15 +180,110 @@ def check_competition(run_dir: Path, competition: Competition) -> None:
         )
 
 
-def resume_config(run_dir: Path, dataset: Dataset, execution: dict) -> CVConfig:
-    """The saved options of an unfinished run, after checking it is one and fits the data.
-
-    How its pairs run (`execution`: workers, engine) is the resuming command's choice."""
-    if not (run_dir / "config.json").is_file() or not (run_dir / "folds.npy").is_file():
-        raise UserError(f"{run_dir}: not a run folder (no config.json or folds.npy)")
-    if is_complete(run_dir):
+def resume_config(run_dir: Path, dataset: Dataset, execution: dict) -> tuple[CVConfig, bool]:
+    """The saved options of an unfinished (or damaged) run, after checking it is one and fits
+    the data; and whether its trials had settled them (else they are the options as asked,
+    and the trials run again). How its pairs run (`execution`: workers, engine) is the
+    resuming command's choice."""
+    settled = (run_dir / SETTLED).is_file()
+    saved_file = run_dir / (SETTLED if settled else REQUEST)
+    if not saved_file.is_file():
+        raise UserError(f"{run_dir}: not a `cv` run folder (no {REQUEST} or {SETTLED})")
+    saved = _read(saved_file)
+    if not saved:
+        raise UserError(f"{saved_file} {damage_of(saved_file)}: start the run again with `cv`")
+    if "sources" in saved:
+        raise UserError(f"{run_dir}: a blend, not a `cv` run; blend its runs again")
+    if is_complete(run_dir) and run_damage(run_dir) is None:
         raise UserError(f"{run_dir}: the run is already complete; nothing to resume")
-    saved = read_json(run_dir / "config.json")
     if saved.get("data_fingerprint") != dataset.fingerprint:
         raise UserError(f"{run_dir}: the run was made on other data (the CSVs have changed)")
-    return replace(CVConfig.from_dict(saved), **execution)
+    folds = run_dir / "folds.npy"
+    if settled and array_shape(folds) != (len(dataset.train_labels),):
+        raise UserError(f"{folds} {damage_of(folds)}: start the run again with `cv`")
+    return replace(CVConfig.from_dict(saved), **execution), settled
+
+
+# --- damaged files: sizes and shapes checked, not only that a file exists --------------
+
+
+def array_shape(path: Path) -> tuple[int, ...] | None:
+    """The shape of a .npy file whose data is all there; None for one cut short or garbled."""
+    try:
+        return np.load(path, mmap_mode="r").shape
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+def damage_of(path: Path) -> str:
+    return "is cut short or unreadable" if Path(path).exists() else "is missing"
+
+
+def _read(path: Path) -> dict:
+    """A JSON object file's content; {} for one missing, cut short or garbled."""
+    try:
+        payload = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+@dataclass(frozen=True)
+class Damage:
+    path: Path  # the damaged file
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.path} {self.what}"
+
+
+def pair_damage(
+    folder: Path, holdout_rows: int | None = None, test_rows: int | None = None
+) -> Damage | None:
+    """What is wrong with a finished pair's files (None: nothing), their shapes checked
+    against the rows the pair held out and predicted, where given."""
+    for name in (PAIR_FINISHED, "history.json"):
+        if not _read(folder / name):
+            return Damage(folder / name, damage_of(folder / name))
+    expected = {"holdout_probs.npy": holdout_rows, "test_probs.npy": test_rows}
+    classes = set()
+    for name, rows in expected.items():
+        shape = array_shape(folder / name)
+        if shape is None or len(shape) != 2:
+            return Damage(folder / name, damage_of(folder / name))
+        if rows is not None and shape[0] != rows:
+            return Damage(folder / name, f"has {shape[0]} rows, not {rows}")
+        classes.add(shape[1])
+    if len(classes) > 1:
+        return Damage(folder / "test_probs.npy", "has other classes than holdout_probs.npy")
+    try:
+        with zipfile.ZipFile(folder / "model.keras"):
+            pass
+    except (OSError, zipfile.BadZipFile):
+        return Damage(folder / "model.keras", damage_of(folder / "model.keras"))
+    return None
+
+
+def run_damage(run_dir: Path) -> Damage | None:
+    """The first damaged file of a complete run: its own files, or those of a pair that its
+    metrics.json was made from."""
+    run_dir = Path(run_dir)
+    config, metrics = _read(run_dir / SETTLED), _read(run_dir / RUN_COMPLETE)
+    for name, payload in ((SETTLED, config), (RUN_COMPLETE, metrics)):
+        if not payload:
+            return Damage(run_dir / name, damage_of(run_dir / name))
+    shapes = {name: array_shape(run_dir / name) for name in RUN_ARRAYS}
+    for name, shape in shapes.items():
+        if shape is None or len(shape) != (1 if name == "folds.npy" else 2):
+            return Damage(run_dir / name, damage_of(run_dir / name))
+    rows, oof_rows = shapes["folds.npy"][0], shapes["oof_probs.npy"][0]
+    if oof_rows != rows:
+        return Damage(run_dir / "oof_probs.npy", f"has {oof_rows} rows, not {rows}")
+    fold_of_row = np.load(run_dir / "folds.npy")
+    for pair in metrics.get("pairs", []):  # none in a blend
+        folder = pair_dir(run_dir, pair["fold"], pair["member"], pair["architecture"])
+        holdout_rows = int((fold_of_row == pair["fold"]).sum())
+        damage = pair_damage(folder, holdout_rows, test_rows=shapes["test_probs.npy"][0])
+        if damage is not None:
+            return damage
+    return None

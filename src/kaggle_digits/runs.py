@@ -1,12 +1,12 @@
-"""`kaggle-digits runs`: every run folder at a glance, newest first, with its best public
-score from the submissions ledger."""
+"""`kaggle-digits runs`: every run folder at a glance, newest first, with its state
+(complete, running, incomplete or damaged) and its best public score from the ledger."""
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from kaggle_digits.ledger import Ledger
-from kaggle_digits.run_folder import is_complete
+from kaggle_digits.run_folder import REQUEST, SETTLED, is_complete, is_running, run_damage
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,10 @@ class RunRow:
     epochs: str
     oof_accuracy: float | None
     wall_minutes: float | None  # the time its pairs trained, side by side counted once
-    complete: bool
+    complete: bool  # and undamaged
     best_public_score: float | None
     path: Path
+    state: str  # complete, running, incomplete or damaged, with what to do
 
 
 def list_runs(runs_dir: Path, submissions_dir: Path) -> list[RunRow]:
@@ -27,10 +28,12 @@ def list_runs(runs_dir: Path, submissions_dir: Path) -> list[RunRow]:
     best = best_public_scores(Path(submissions_dir) / "ledger.csv")
     rows = []
     for folder in Path(runs_dir).glob("*"):
-        if not folder.is_dir() or folder.is_symlink() or not (folder / "config.json").is_file():
+        saved = folder / SETTLED if (folder / SETTLED).is_file() else folder / REQUEST
+        hidden = folder.name.startswith(".")  # a blend being written
+        if hidden or not folder.is_dir() or folder.is_symlink() or not saved.is_file():
             continue
-        config = _read(folder / "config.json")
-        metrics = _read(folder / "metrics.json") if is_complete(folder) else {}
+        config = _read(saved)
+        state, metrics = run_state(folder)
         rows.append(
             RunRow(
                 run_id=folder.name,
@@ -39,12 +42,35 @@ def list_runs(runs_dir: Path, submissions_dir: Path) -> list[RunRow]:
                 epochs=str(config.get("epochs", "")),
                 oof_accuracy=metrics.get("oof_accuracy"),
                 wall_minutes=metrics.get("wall_minutes"),
-                complete=bool(metrics),
+                complete=state == "complete",
                 best_public_score=best.get(folder.name),
                 path=folder,
+                state=state,
             )
         )
-    return sorted(rows, key=lambda row: (row.path / "config.json").stat().st_mtime, reverse=True)
+    return sorted(rows, key=lambda row: started_at(row.path), reverse=True)
+
+
+def run_state(folder: Path) -> tuple[str, dict]:
+    """What a run folder is now, with what to do about it; and its metrics, where whole."""
+    if is_running(folder):
+        return "running", {}
+    resume = f"kaggle-digits cv --resume {folder}"
+    if not is_complete(folder):
+        return f"incomplete: {resume}", {}
+    damage = run_damage(folder)
+    if damage is not None:
+        blend = "sources" in _read(folder / SETTLED)
+        return f"damaged: {damage.path.relative_to(folder)} {damage.what}; " + (
+            "blend again" if blend else resume
+        ), {}
+    return "complete", _read(folder / "metrics.json")
+
+
+def started_at(folder: Path) -> float:
+    return min(
+        (folder / name).stat().st_mtime for name in (SETTLED, REQUEST) if (folder / name).exists()
+    )
 
 
 def best_public_scores(ledger_path: Path) -> dict[str, float]:
@@ -67,10 +93,9 @@ def runs_table(rows: list[RunRow]) -> str:
         oof = f"{row.oof_accuracy:.5f}" if row.oof_accuracy is not None else "-"
         minutes = f"{row.wall_minutes:.1f}" if row.wall_minutes is not None else "-"
         public = f"{row.best_public_score:.5f}" if row.best_public_score is not None else "-"
-        state = "complete" if row.complete else f"incomplete: kaggle-digits cv --resume {row.path}"
         lines.append(
             f"{row.run_id:28} {row.kind:8} {row.members:28} {row.epochs:>6} {oof:>8} "
-            f"{minutes:>6} {public:>8}  {state}"
+            f"{minutes:>6} {public:>8}  {row.state}"
         )
     return "\n".join(lines)
 

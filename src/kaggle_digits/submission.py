@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kaggle_digits import kaggle_api
+from kaggle_digits import faults, kaggle_api
 from kaggle_digits.competition import Competition
 from kaggle_digits.data import integer_values, read_csv_checked, read_sample_submission
 from kaggle_digits.errors import UserError
 from kaggle_digits.files import atomic_path, read_json
 from kaggle_digits.leaderboard import Board, read_board
-from kaggle_digits.ledger import Ledger
+from kaggle_digits.ledger import UPLOADING, Ledger, uploading_reason
 from kaggle_digits.run_folder import find_run
 from kaggle_digits.tracking import Tracker
 
@@ -124,22 +124,30 @@ def submit(
 
     ledger = Ledger(submissions_dir / "ledger.csv")
     digest = sha256(path)
-    previous = ledger.latest_for(digest)
-    if previous is not None and previous["status"] != "failed" and not force:
-        raise UserError(
-            f"{path.name} was already submitted (Kaggle ref {previous['kaggle_ref']}, "
-            f"{previous['status']}); use --force to submit it again"
-        )
     full_message = " ".join(
         part for part in (run_id or path.name, cv_note(cv_score), message) if part
     )
     row = {"file": str(path), "sha256": digest, "run_id": run_id, "message": full_message,
            "cv_score": "" if cv_score is None else f"{cv_score:.5f}"}  # fmt: skip
+    with ledger.locked():  # no other submit between the check and the upload's first row
+        recover_interrupted(ledger, competition.slug, log)
+        previous = ledger.latest_for(digest)
+        if previous is not None and previous["status"] == UPLOADING:
+            raise UserError(
+                f"{path.name} is being uploaded by another kaggle-digits ({previous['reason']})"
+            )
+        if previous is not None and previous["status"] != "failed" and not force:
+            raise UserError(
+                f"{path.name} was already submitted (Kaggle ref {previous['kaggle_ref']}, "
+                f"{previous['status']}); use --force to submit it again"
+            )
+        ledger.append({**row, "status": UPLOADING, "reason": uploading_reason()})
     try:
         ref = kaggle_api.submit_file(competition.slug, path, full_message)
     except UserError as error:
         ledger.append({**row, "status": "failed", "reason": str(error)})
         raise
+    faults.reached("upload")
     ledger.append({**row, "kaggle_ref": ref, "status": "submitted"})
     log(f"uploaded {path.name} as Kaggle submission {ref}: {full_message}")
     remote = wait_for_score(competition.slug, ref, wait_seconds, poll_seconds, log)
@@ -156,6 +164,39 @@ def submit(
     if public is not None and run_dir is not None and tracker.attach(run_dir):
         tracker.metrics({"public_score": public})
     return SubmitResult(path, ref, "complete", public, cv_score)
+
+
+def recover_interrupted(ledger: Ledger, slug: str, log: Log) -> None:
+    """Write down the outcome of uploads that a crash cut off from it: the Kaggle submission
+    of the same description made since, or a failure where Kaggle has none."""
+    interrupted = ledger.interrupted()
+    if not interrupted:
+        return
+    remote = kaggle_api.list_submissions(slug)
+    known = {row["kaggle_ref"] for row in ledger.rows() if row["kaggle_ref"]}
+    for begun in interrupted:
+        event = {key: begun[key] for key in ("file", "sha256", "run_id", "cv_score", "message")}
+        found = next(
+            (
+                sub
+                for sub in remote
+                if (sub.description or "") == begun["message"] and str(sub.ref) not in known
+            ),
+            None,
+        )
+        if found is None:
+            ledger.append(
+                {**event, "status": "failed", "reason": "interrupted before Kaggle had it"}
+            )
+            log(f"{Path(begun['file']).name}: an interrupted upload that Kaggle never received")
+            continue
+        known.add(str(found.ref))
+        ledger.append(
+            {**event, "kaggle_ref": found.ref, "status": "submitted",
+             "reason": "found on Kaggle after an interrupted submit"}
+        )  # fmt: skip
+        name = Path(begun["file"]).name
+        log(f"{name}: an interrupted upload, found on Kaggle as submission {found.ref}")
 
 
 def cv_note(cv_score: float | None) -> str:
@@ -207,6 +248,12 @@ def show_submissions(
     Newly final remote statuses are appended to the ledger; when Kaggle cannot be reached
     the ledger is shown as it stands."""
     ledger = Ledger(Path(submissions_dir) / "ledger.csv")
+    if ledger.interrupted():
+        try:
+            with ledger.locked():
+                recover_interrupted(ledger, competition.slug, log)
+        except UserError as error:
+            log(f"an interrupted upload stays unknown for now: {error}")
     rows = ledger.submissions()
     if not rows:
         log(f"no submissions yet ({ledger.path} is empty); run `kaggle-digits submit`")

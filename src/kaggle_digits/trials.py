@@ -10,8 +10,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from kaggle_digits import faults
 from kaggle_digits.budget import (
+    FINISH_SECONDS,
     MIN_EPOCHS_PER_MEMBER,
+    SAFETY,
     SHORT_RECIPE_EPOCHS,
     Plan,
     Rows,
@@ -23,6 +26,7 @@ from kaggle_digits.budget import (
     short_budget_recipe,
 )
 from kaggle_digits.config import PRECISIONS, PRESETS, CVConfig, rerun_command
+from kaggle_digits.errors import UserError
 from kaggle_digits.pairs import Runner, StepTiming, TrainingData
 
 Log = Callable[[str], None]
@@ -37,10 +41,10 @@ def time_members(
     config: CVConfig, data: TrainingData, runner: Runner, log: Log
 ) -> dict[str, StepTiming]:
     """A trial of each member's steps, as the pairs will run them."""
-    timings = {
-        architecture: runner.time_steps(data, config, architecture)
-        for architecture in dict.fromkeys(config.members)
-    }
+    timings = {}
+    for architecture in dict.fromkeys(config.members):
+        timings[architecture] = runner.time_steps(data, config, architecture)
+        faults.reached("trial")
     for timing in timings.values():
         alone = timing.uncrowded_step_seconds
         last_round = f" ({alone * 1000:.0f} ms with {runner.cores} busy)" if alone else ""
@@ -75,6 +79,21 @@ def choose_precision(
     )
     chosen, timings, _ = tried[fastest]
     return chosen, timings, epoch_times
+
+
+def check_time_for_a_trial(config: CVConfig, seconds_left: float, trial_seconds: float) -> None:
+    """Refuse a budget that another trial of `trial_seconds` would overrun, naming the
+    smallest budget worth asking for here: this much spent, the trial again, a fresh start of
+    the workers, the finish, and a minute for the epochs."""
+    if seconds_left > trial_seconds:
+        return
+    spent = config.budget_minutes * 60 - seconds_left
+    smallest = math.ceil((spent + trial_seconds + FINISH_SECONDS) / SAFETY / 60) + 1
+    raise UserError(
+        f"a budget of {config.budget_minutes:g} min is too small here: its trials alone take "
+        f"about {(spent + trial_seconds) / 60:.1f} min on this machine; ask for --budget "
+        f"{smallest} or more, or give --epochs instead"
+    )
 
 
 def fit_budget(
@@ -115,11 +134,14 @@ def fit_budget(
 
     # the recipe from the options as given: the trial may have settled an "auto" precision
     cheaper = short_budget_recipe(config)
+    trial_started = time.perf_counter()
     config, timings, plan = timed_plan(config)
     details = {}
     if cheaper is not None and (
         plan is None or passes(config, plan.epochs) < MIN_EPOCHS_PER_MEMBER
     ):
+        # the cheaper recipe's trial takes about as long again: refused now where it cannot fit
+        check_time_for_a_trial(config, seconds_left(), time.perf_counter() - trial_started)
         cheaper, cheaper_timings, cheaper_plan = timed_plan(cheaper)
         fewest = PRESETS[cheaper.preset].folds
         if (
