@@ -172,8 +172,11 @@ def test_a_killed_blend_leaves_no_run_and_blending_again_gives_what_it_would_hav
         listed = [row.run_id for row in list_runs(runs_dir, tmp_path / "submissions")]
         assert sorted(listed) == ["a", "b"]  # no blend, whole or half
         assert find_run(runs_dir).name in ("a", "b")
+    # what the last killed blend was writing (the one before it removed the first's)
+    assert len(list(runs_dir.glob(".blend-*"))) == 1
     for _ in range(2):
         assert blend().returncode == 0
+    assert list(runs_dir.glob(".blend-*")) == []  # their process gone, removed
     first, second = sorted(path for path in runs_dir.glob("*-blend*") if path.is_dir())
     np.testing.assert_array_equal(
         np.load(first / "oof_probs.npy"), np.load(second / "oof_probs.npy")
@@ -360,6 +363,16 @@ def test_a_run_whose_saved_options_are_garbled_is_one_line_on_resume(small, tmp_
     assert_user_error(resumed, f"{run_dir / 'config.json'} is cut short or unreadable")
     [row] = list_runs(runs_dir, tmp_path / "submissions")
     assert row.state.startswith("incomplete")
+
+
+def test_a_runs_folder_that_cannot_be_made_is_one_line(small, tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    result = run_cli(
+        "--competition", small.spec_path, "--data-dir", small.data_dir,
+        "cv", *TINY_CV, "--runs-dir", a_file / "runs",
+    )  # fmt: skip
+    assert_user_error(result, str(a_file), "not a directory")
 
 
 # --- a full disk ---------------------------------------------------------------------

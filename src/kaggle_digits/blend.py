@@ -21,13 +21,14 @@ from kaggle_digits import plots
 from kaggle_digits.competition import Competition
 from kaggle_digits.data import load_dataset
 from kaggle_digits.errors import UserError
-from kaggle_digits.files import read_json, save_array, write_json, write_text
+from kaggle_digits.files import process_alive, read_json, save_array, write_json, write_text
 from kaggle_digits.run_folder import find_run, new_run_dir, point_latest_at
 from kaggle_digits.tracking import Tracker, run_metrics
 
 Log = Callable[[str], None]
 METHODS = ("greedy", "mean")
 ROUNDS = 50  # greedy selection rounds: weights in steps of 2%
+STAGING = ".blend-"  # .blend-<pid>-<random>: a blend being written
 
 
 def blend_runs(
@@ -70,7 +71,8 @@ def blend_runs(
         log(f"{source.name}: OOF {source_scores[source.name]:.5f}  weight {weight:.2f}")
     # written in a hidden folder and renamed into place whole: a killed blend leaves no
     # run folder that looks finished, nor one half-written
-    staging = Path(tempfile.mkdtemp(dir=runs_dir, prefix=".blend-"))
+    remove_abandoned_blends(Path(runs_dir))
+    staging = Path(tempfile.mkdtemp(dir=runs_dir, prefix=f"{STAGING}{os.getpid()}-"))
     try:
         configs = [read_json(source / "config.json") for source in sources]
         write_json(
@@ -118,6 +120,14 @@ def blend_runs(
     log(summary)
     log(f"run {run_dir}")
     return run_dir
+
+
+def remove_abandoned_blends(runs_dir: Path) -> None:
+    """The hidden folders of blends whose process died before renaming them into place."""
+    for folder in runs_dir.glob(f"{STAGING}*"):
+        pid = folder.name.removeprefix(STAGING).split("-")[0]
+        if folder.is_dir() and pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def blend_params(method: str, sources: list[Path], weights: np.ndarray) -> dict:

@@ -1,9 +1,12 @@
 """The `kaggle-digits` command line: parse options, call one library function, print.
 
-Errors a user can cause (UserError) become one line on stderr and exit code 2.
+Errors a user can cause (UserError, and a folder they named that cannot be written: no
+permission, a read-only or full file system, a file where a folder should be) become one
+line on stderr and exit code 2.
 """
 
 import contextlib
+import errno
 import inspect
 import os
 import shutil
@@ -67,12 +70,23 @@ class Settings:
         return given if given is not None else Path("submissions") / self.competition.slug
 
 
+# what the file system answers about a path the user gave: theirs to mend, not a bug
+FILE_SYSTEM_REFUSALS = {
+    errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+}  # fmt: skip
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     try:
         yield
     except UserError as error:
         typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    except OSError as error:
+        if error.errno not in FILE_SYSTEM_REFUSALS or error.filename is None:
+            raise
+        typer.echo(f"error: {error.filename}: {error.strerror.lower()}", err=True)
         raise typer.Exit(code=2) from None
 
 

@@ -51,6 +51,18 @@ def is_temporary(path: Path) -> bool:
     return Path(path).name.startswith(TEMPORARY_PREFIX) and Path(path).is_file()
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs: whether what it left (a temporary folder, an upload
+    begun) may still be in use."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def write_json(path: Path, payload: dict) -> None:
     write_text(path, json.dumps(payload, indent=2) + "\n")
 

@@ -20,6 +20,7 @@ from filelock import FileLock
 
 from kaggle_digits import faults
 from kaggle_digits.errors import UserError
+from kaggle_digits.files import process_alive
 
 LEDGER_COLUMNS = [
     "time", "file", "sha256", "run_id", "cv_score", "message",
@@ -108,7 +109,7 @@ class Ledger:
             for row in self.submissions()
             if row["status"] == UPLOADING
             and (
-                not process_alive(row["reason"])
+                not uploader_alive(row["reason"])
                 or now - datetime.fromisoformat(row["time"]) > UPLOAD_LIMIT
             )
         ]
@@ -127,12 +128,7 @@ def uploading_reason() -> str:
     return f"pid {os.getpid()}"
 
 
-def process_alive(reason: str) -> bool:
+def uploader_alive(reason: str) -> bool:
     """Whether the process named by an UPLOADING row's reason ("pid N") still runs."""
-    try:
-        os.kill(int(reason.removeprefix("pid ")), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
+    pid = reason.removeprefix("pid ")
+    return pid.isdigit() and process_alive(int(pid))
