@@ -212,6 +212,8 @@ def test_cli_rejects_bad_options(small, tmp_path):
     assert_user_error(cv_cli(small, tmp_path, "--members", "mlp,nope"), "unknown architecture nope")
     assert_user_error(cv_cli(small, tmp_path, "--preset", "huge"), "unknown preset 'huge'")
     assert_user_error(cv_cli(small, tmp_path, "--folds", "1"), "--folds must be at least 2")
+    for option in ("--epochs", "--select-hard", "--budget", "--ema", "--label-smoothing"):
+        assert_user_error(cv_cli(small, tmp_path, option, "inf"), f"{option} must be a finite")
     # the default preset's views turn the image: 6 of them, where there are 12 shifts
     assert_user_error(cv_cli(small, tmp_path, "--tta", "7"), "--tta must be between 0 and 6")
     assert_user_error(

@@ -333,6 +333,10 @@ def validate(config: CVConfig) -> None:
         raise UserError(
             f"unknown architecture {', '.join(unknown)} (known: {', '.join(sorted(ARCHITECTURES))})"
         )
+    for option in CV_OPTIONS:
+        value = getattr(config, option.field)
+        if option.type is float and not math.isfinite(value):
+            raise UserError(f"{option.name} must be a finite number, not {value}")
     views = TTA_VIEWS.get(config.tta_views, TTA_SHIFTS)
     checks = {
         "--folds must be at least 2": config.folds >= 2,

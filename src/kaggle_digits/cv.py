@@ -111,13 +111,7 @@ def run_cv(
                 config, trial, fold_of_row = settle_options(
                     run_dir, config, dataset, competition, runner, started, log
                 )
-            data = TrainingData(
-                dataset.train_images,
-                dataset.train_labels,
-                dataset.test_images,
-                fold_of_row,
-                competition.num_classes,
-            )
+            data = training_data(dataset, competition, fold_of_row)
             log_start(run_dir, config, runner, log)
             tracker.start(run_dir, competition.slug, flat_params(read_json(run_dir / SETTLED)))
             plan = trial.get("budget_plan", {})
@@ -180,13 +174,7 @@ def settle_options(
     (config.json, after folds.npy); with what the trials measured, and the folds."""
     keep_folds = read_json(run_dir / REQUEST).get("keep_folds", False)
     fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
-    data = TrainingData(
-        dataset.train_images,
-        dataset.train_labels,
-        dataset.test_images,
-        fold_of_row,
-        competition.num_classes,
-    )
+    data = training_data(dataset, competition, fold_of_row)
     config, trial = run_trials(config, data, runner, started, log, keep_folds)
     if config.folds != fold_of_row.max() + 1:  # a short budget took fewer
         fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
@@ -200,6 +188,18 @@ def settle_options(
     }
     write_json(run_dir / SETTLED, saved)
     return config, trial, fold_of_row
+
+
+def training_data(
+    dataset: Dataset, competition: Competition, fold_of_row: np.ndarray
+) -> TrainingData:
+    return TrainingData(
+        dataset.train_images,
+        dataset.train_labels,
+        dataset.test_images,
+        fold_of_row,
+        competition.num_classes,
+    )
 
 
 def check_fits_the_data(config: CVConfig, labels: np.ndarray, ray_address: str | None) -> None:
