@@ -450,6 +450,16 @@ def test_a_full_disk_stops_the_run_with_one_line_keeps_its_pairs_and_it_resumes(
     assert run_state(run_dir)[0] == "complete"
 
 
+def test_a_numpy_write_cut_short_by_a_full_disk_is_one_line_and_leaves_nothing(small_disk):
+    if not small_disk.mounted:
+        pytest.skip("needs a real full disk: numpy reports a short write without ENOSPC")
+    small_disk.resize(64)
+    target = small_disk.path / "test_probs.npy"
+    with pytest.raises(files.DiskFull, match=f"no space left on device while writing {target}"):
+        files.save_array(target, np.zeros((28000, 10), dtype=np.float32))
+    assert list(small_disk.path.iterdir()) == []
+
+
 def test_a_download_on_a_full_disk_keeps_the_data_that_was_there(
     kaggle_server, small_disk, monkeypatch
 ):

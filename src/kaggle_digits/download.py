@@ -10,7 +10,7 @@ from pathlib import Path
 from kaggle_digits import kaggle_api
 from kaggle_digits.competition import Competition
 from kaggle_digits.errors import UserError
-from kaggle_digits.files import DISK_FULL, DiskFull
+from kaggle_digits.files import DiskFull, is_disk_full
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def download_competition(
             extract_zip(zip_path, unpacked, competition.data_files)
             replace_folder(unpacked, folder, trash=Path(tmp) / "previous")
     except OSError as error:
-        if error.errno not in DISK_FULL:
+        if not is_disk_full(error, folder.parent):
             raise
         kept = "; the data already there is kept" if has_data(competition, data_root) else ""
         raise DiskFull(

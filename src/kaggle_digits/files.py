@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from kaggle_digits.errors import UserError
 
 TEMPORARY_PREFIX = "."  # .<stem>-<random><suffix>, beside the file it becomes
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+SHORT_WRITE_SPACE = 1 << 20  # bytes free below which a short write is a full disk
 
 
 class DiskFull(UserError):
@@ -33,17 +35,34 @@ def atomic_path(path: Path) -> Iterator[Path]:
             dir=path.parent, prefix=f"{TEMPORARY_PREFIX}{path.stem}-", suffix=path.suffix
         )
         os.close(handle)
-        try:
-            yield Path(tmp)
-            faults.reached(f"write {path.name}")
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
     except OSError as error:
-        if error.errno in DISK_FULL:
+        if is_disk_full(error, path.parent):
             raise DiskFull(f"no space left on device while writing {path}") from None
         raise
+    try:
+        yield Path(tmp)
+        faults.reached(f"write {path.name}")
+        os.replace(tmp, path)
+    except OSError as error:
+        if is_disk_full(error, path.parent):  # asked before the temporary file goes
+            raise DiskFull(f"no space left on device while writing {path}") from None
+        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def is_disk_full(error: OSError, folder: Path) -> bool:
+    """ENOSPC, a spent quota, or a write cut short on a file system with next to no space
+    left: numpy says "N requested and M written", with no error number."""
+    if error.errno in DISK_FULL:
+        return True
+    if error.errno is not None:
+        return False
+    try:
+        return shutil.disk_usage(folder).free < SHORT_WRITE_SPACE
+    except OSError:
+        return False
 
 
 def is_temporary(path: Path) -> bool:
