@@ -9,10 +9,14 @@ runs/<slug>/<timestamp>-<preset>/
                        commit, package versions; written after folds.npy
   fold<k>/member<m>-<architecture>/
       model.keras, holdout_probs.npy, test_probs.npy, history.json,
-      result.json      written last: the pair is finished when, and only when, it exists
+      result.json      written last: the pair is finished when it exists and the pair's
+                       files are whole (pair_damage checks their sizes and shapes)
   oof_probs.npy, test_probs.npy, plots, summary.txt
   metrics.json         written last: the run is complete when, and only when, it exists
 runs/<slug>/latest     the newest complete run (a symlink)
+
+A complete run whose files are not whole is damaged (run_damage): `runs` says so, `submit`,
+`blend` and `predict` refuse it, and `cv --resume` mends it.
 """
 
 import contextlib
