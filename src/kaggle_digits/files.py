@@ -29,17 +29,13 @@ class DiskFull(UserError):
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path to write to; renamed to `path` when the block succeeds."""
     path = Path(path)
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(
             dir=path.parent, prefix=f"{TEMPORARY_PREFIX}{path.stem}-", suffix=path.suffix
         )
         os.close(handle)
-    except OSError as error:
-        if is_disk_full(error, path.parent):
-            raise DiskFull(f"no space left on device while writing {path}") from None
-        raise
-    try:
         yield Path(tmp)
         faults.reached(f"write {path.name}")
         os.replace(tmp, path)
@@ -48,8 +44,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
             raise DiskFull(f"no space left on device while writing {path}") from None
         raise
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def is_disk_full(error: OSError, folder: Path) -> bool:

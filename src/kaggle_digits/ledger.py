@@ -70,20 +70,17 @@ class Ledger:
         writer.writerow({column: one_line(stamped.get(column, "")) for column in LEDGER_COLUMNS})
         with self.locked():
             faults.reached("ledger")
-            with open(self.path, "ab") as file:
-                end = file.seek(0, os.SEEK_END)
-                kept = self._whole_length()
-                if kept < end:  # a crash cut the last line short: drop it
+            with open(self.path, "a+b") as file:  # appends; reads from where it seeks
+                file.seek(0)
+                written = file.read()
+                kept = written.rfind(b"\n") + 1
+                if kept < len(written):  # a crash cut the last line short: drop it
                     file.truncate(kept)
                 if kept == 0:
                     file.write(",".join(LEDGER_COLUMNS).encode() + b"\r\n")
                 file.write(line.getvalue().encode())
                 file.flush()
                 os.fsync(file.fileno())
-
-    def _whole_length(self) -> int:
-        data = self.path.read_bytes() if self.path.exists() else b""
-        return data.rfind(b"\n") + 1
 
     def latest_for(self, digest: str) -> dict | None:
         matching = [row for row in self.rows() if row["sha256"] == digest]

@@ -107,7 +107,7 @@ def is_running(run_dir: Path) -> bool:
 def remove_temporary_files(run_dir: Path) -> None:
     """The files a killed process was writing under temporary names (files.atomic_path)."""
     for path in Path(run_dir).rglob(".*"):
-        if is_temporary(path) and path.name != LOCK:
+        if is_temporary(path):
             path.unlink(missing_ok=True)
 
 
@@ -163,16 +163,19 @@ def find_run(
 def check_undamaged(run_dir: Path) -> None:
     damage = run_damage(run_dir)
     if damage is not None:
-        blend = "sources" in _read(run_dir / SETTLED)
-        mend = (
-            "make the blend again" if blend else f"`kaggle-digits cv --resume {run_dir}` mends it"
-        )
-        raise UserError(f"{run_dir.name}: damaged: {damage}; {mend}")
+        raise UserError(f"{run_dir.name}: damaged: {damage}; mend it: {mend_command(run_dir)}")
+
+
+def mend_command(run_dir: Path) -> str:
+    """What mends a damaged run: a blend is made again, a `cv` run resumed."""
+    if "sources" in read_object(Path(run_dir) / SETTLED):
+        return "blend its runs again"
+    return f"kaggle-digits cv --resume {run_dir}"
 
 
 def run_competition(run_dir: Path) -> str | None:
     """The slug of the competition a run was made for (None for runs older than the field)."""
-    return _read(Path(run_dir) / SETTLED).get("competition")
+    return read_object(Path(run_dir) / SETTLED).get("competition")
 
 
 def check_competition(run_dir: Path, competition: Competition) -> None:
@@ -193,11 +196,11 @@ def resume_config(run_dir: Path, dataset: Dataset, execution: dict) -> tuple[CVC
     saved_file = run_dir / (SETTLED if settled else REQUEST)
     if not saved_file.is_file():
         raise UserError(f"{run_dir}: not a `cv` run folder (no {REQUEST} or {SETTLED})")
-    saved = _read(saved_file)
+    saved = read_object(saved_file)
     if not saved:
         raise UserError(f"{saved_file} {damage_of(saved_file)}: start the run again with `cv`")
     if "sources" in saved:
-        raise UserError(f"{run_dir}: a blend, not a `cv` run; blend its runs again")
+        raise UserError(f"{run_dir}: a blend, not a `cv` run; {mend_command(run_dir)}")
     if is_complete(run_dir) and run_damage(run_dir) is None:
         raise UserError(f"{run_dir}: the run is already complete; nothing to resume")
     if saved.get("data_fingerprint") != dataset.fingerprint:
@@ -223,7 +226,7 @@ def damage_of(path: Path) -> str:
     return "is cut short or unreadable" if Path(path).exists() else "is missing"
 
 
-def _read(path: Path) -> dict:
+def read_object(path: Path) -> dict:
     """A JSON object file's content; {} for one missing, cut short or garbled."""
     try:
         payload = json.loads(Path(path).read_text())
@@ -247,7 +250,7 @@ def pair_damage(
     """What is wrong with a finished pair's files (None: nothing), their shapes checked
     against the rows the pair held out and predicted, where given."""
     for name in (PAIR_FINISHED, "history.json"):
-        if not _read(folder / name):
+        if not read_object(folder / name):
             return Damage(folder / name, damage_of(folder / name))
     expected = {"holdout_probs.npy": holdout_rows, "test_probs.npy": test_rows}
     classes = set()
@@ -272,7 +275,7 @@ def run_damage(run_dir: Path) -> Damage | None:
     """The first damaged file of a complete run: its own files, or those of a pair that its
     metrics.json was made from."""
     run_dir = Path(run_dir)
-    config, metrics = _read(run_dir / SETTLED), _read(run_dir / RUN_COMPLETE)
+    config, metrics = read_object(run_dir / SETTLED), read_object(run_dir / RUN_COMPLETE)
     for name, payload in ((SETTLED, config), (RUN_COMPLETE, metrics)):
         if not payload:
             return Damage(run_dir / name, damage_of(run_dir / name))

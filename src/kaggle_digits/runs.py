@@ -1,12 +1,19 @@
 """`kaggle-digits runs`: every run folder at a glance, newest first, with its state
 (complete, running, incomplete or damaged) and its best public score from the ledger."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from kaggle_digits.ledger import Ledger
-from kaggle_digits.run_folder import REQUEST, SETTLED, is_complete, is_running, run_damage
+from kaggle_digits.run_folder import (
+    REQUEST,
+    SETTLED,
+    is_complete,
+    is_running,
+    mend_command,
+    read_object,
+    run_damage,
+)
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ def list_runs(runs_dir: Path, submissions_dir: Path) -> list[RunRow]:
         hidden = folder.name.startswith(".")  # a blend being written
         if hidden or not folder.is_dir() or folder.is_symlink() or not saved.is_file():
             continue
-        config = _read(saved)
+        config = read_object(saved)
         state, metrics = run_state(folder)
         rows.append(
             RunRow(
@@ -55,16 +62,13 @@ def run_state(folder: Path) -> tuple[str, dict]:
     """What a run folder is now, with what to do about it; and its metrics, where whole."""
     if is_running(folder):
         return "running", {}
-    resume = f"kaggle-digits cv --resume {folder}"
     if not is_complete(folder):
-        return f"incomplete: {resume}", {}
+        return f"incomplete: kaggle-digits cv --resume {folder}", {}
     damage = run_damage(folder)
     if damage is not None:
-        blend = "sources" in _read(folder / SETTLED)
-        return f"damaged: {damage.path.relative_to(folder)} {damage.what}; " + (
-            "blend again" if blend else resume
-        ), {}
-    return "complete", _read(folder / "metrics.json")
+        where = damage.path.relative_to(folder)
+        return f"damaged: {where} {damage.what}; {mend_command(folder)}", {}
+    return "complete", read_object(folder / "metrics.json")
 
 
 def started_at(folder: Path) -> float:
@@ -98,10 +102,3 @@ def runs_table(rows: list[RunRow]) -> str:
             f"{minutes:>6} {public:>8}  {row.state}"
         )
     return "\n".join(lines)
-
-
-def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
