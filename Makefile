@@ -41,16 +41,16 @@ submit: $(INSTALLED)  ## submit the newest complete run and wait for its score
 submissions: $(INSTALLED)  ## the submissions ledger with remote scores
 	$(CLI) submissions
 
-test: $(INSTALLED)  ## the test suite (small generated data, no network), TEST_WORKERS test files at a time
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+test: $(VENV)/.backends  ## the test suite on TensorFlow, JAX and PyTorch (small generated data, no network), TEST_WORKERS test files at a time
+	KAGGLE_DIGITS_ALL_BACKENDS=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-install-backends: $(VENV)/.backends  ## JAX and PyTorch (CPU build) into .venv, for make test-backends
+install-backends: $(VENV)/.backends  ## JAX and PyTorch (CPU build) into .venv: make test needs them
 
 $(VENV)/.backends: $(INSTALLED)
 	$(BIN)/pip install --quiet -e '.[jax,torch]' '$(TORCH)'
 	touch $(VENV)/.backends
 
-test-backends: $(VENV)/.backends  ## the JAX and PyTorch tests: probes and the end-to-end path under both
+test-backends: $(VENV)/.backends  ## only the JAX and PyTorch tests (make test runs them too): probes, the end-to-end path under both
 	KAGGLE_DIGITS_ALL_BACKENDS=1 $(BIN)/pytest -q tests/test_backends.py
 
 lint: $(INSTALLED)  ## ruff check and format check

@@ -8,6 +8,9 @@ from typer.testing import CliRunner
 from kaggle_digits.cli import app
 from kaggle_digits.config import CVConfig
 
+# what TensorFlow's C++ side prints as it starts, before its log level applies
+TENSORFLOW_CHATTER = ("absl::InitializeLog", "oneDNN custom operations", "cudart_stub")
+
 # the smallest real run: two folds of two fast baselines, one epoch
 TINY = CVConfig(preset="test", folds=2, members=("mlp", "lc-cnn"), epochs=1, batch_size=32)
 

@@ -1,8 +1,9 @@
 """A stand-in for Kaggle's API on loopback, spoken to by the real `kaggle` client.
 
 It implements the few CompetitionApiService methods the toolkit uses, with the same JSON
-shapes (camelCase fields, errors as {"code": ..., "message": ...}) and HTTP basic auth.
-Tests change its attributes to make it fail in the ways Kaggle does.
+shapes (camelCase fields, errors as {"code": ..., "message": ...}) and HTTP basic auth, and,
+given a StubKernels (stub_kernels.py), the KernelsApiService methods, running the pushed
+scripts. Tests change its attributes to make it fail in the ways Kaggle does.
 """
 
 import base64
@@ -11,10 +12,12 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pandas as pd
 
 SERVICE = "/api/v1/competitions.CompetitionApiService/"
+KERNELS_SERVICE = "/api/v1/kernels.KernelsApiService/"
 RULES_MESSAGE = "You must accept this competition's rules before you'll be able to download files."
 
 
@@ -49,13 +52,17 @@ class StubKaggle:
     leaderboard: list[tuple[str, str, str]] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    requests: list[tuple[str, dict]] = field(default_factory=list)  # the kernels' calls
     url: str = ""
+    kernels: Any = None  # a StubKernels: the kernels service, scripts run as Kaggle does
     # requests are answered in threads of their own: two uploads at once get a ref each
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, port: int = 0) -> "StubKaggle":
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        if self.kernels is not None:
+            self.kernels.url = self.url
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -110,8 +117,15 @@ def _handler_for(stub: StubKaggle) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             stub.calls.append(f"GET {self.path}")
+            output = "/kernel-output/"
             if self.path == f"/files/{stub.slug}.zip":
                 self._send(200, stub.zip_bytes, "application/zip")
+            elif self.path.startswith(output) and stub.kernels is not None:
+                content = stub.kernels.output_file(self.path.removeprefix(output))
+                if content is None:
+                    self._error(404, "Not found")
+                else:
+                    self._send(200, content, "application/octet-stream")
             else:
                 self._error(404, "Not found")
 
@@ -126,11 +140,15 @@ def _handler_for(stub: StubKaggle) -> type[BaseHTTPRequestHandler]:
             self._json(200, {})
 
         def do_POST(self) -> None:
-            method = self.path.removeprefix(SERVICE)
+            method = self.path.removeprefix(SERVICE).removeprefix(KERNELS_SERVICE)
             stub.calls.append(method)
             request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             if not self._authorized():
                 self._error(401, "Unauthenticated")
+                return
+            if self.path.startswith(KERNELS_SERVICE) and stub.kernels is not None:
+                stub.requests.append((method, request))
+                self._json(*stub.kernels.answer(method, request))
                 return
             if request.get("competitionName") != stub.slug:
                 self._error(404, "Competition not found")

@@ -140,6 +140,13 @@ def test_bad_train_csv_is_one_clear_line(small, case):
     assert not (small.folder / data.CACHE_NAME).exists()
 
 
+def test_a_header_line_repeated_inside_is_named_by_its_row(small):
+    lines = small.train_csv.read_text().splitlines()
+    lines.insert(42, lines[0])  # as when two CSVs are pasted together
+    small.train_csv.write_text("\n".join(lines) + "\n")
+    assert_user_error(info(small), "train.csv", "row 42,", "'label'", "not an integer")
+
+
 def test_ragged_row_names_the_line(small):
     lines = small.test_csv.read_text().splitlines()
     lines[4] += ",0"

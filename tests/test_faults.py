@@ -375,6 +375,18 @@ def test_a_runs_folder_that_cannot_be_made_is_one_line(small, tmp_path):
     assert_user_error(result, str(a_file), "not a directory")
 
 
+@pytest.mark.parametrize("option", ["--runs-dir", "--data-dir"])
+def test_a_folder_option_naming_a_file_is_one_line(small, tmp_path, option):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    folders = {"--runs-dir": tmp_path / "runs", "--data-dir": small.data_dir, option: a_file}
+    result = run_cli(
+        "--competition", small.spec_path, "--data-dir", folders["--data-dir"],
+        "cv", *TINY_CV, "--runs-dir", folders["--runs-dir"],
+    )  # fmt: skip
+    assert_user_error(result, str(a_file))
+
+
 # --- a full disk ---------------------------------------------------------------------
 
 

@@ -36,9 +36,31 @@ def test_thread_limit_gives_the_variables_to_processes_started_inside_only(monke
 def test_the_automatic_workers_on_a_gpu_take_turns_on_it(monkeypatch):
     monkeypatch.setattr(backend, "cpu_count", lambda: 16)
     five_pairs = CVConfig(folds=5)
-    assert auto_workers(five_pairs, accelerator=True) == GPU_PAIRS_AT_ONCE
-    assert auto_workers(CVConfig(folds=2), accelerator=True) == 2  # never more than the pairs
-    assert auto_workers(five_pairs, accelerator=False) == 5  # a CPU: one a core, 16 cores
+    assert auto_workers(five_pairs, accelerators=1) == GPU_PAIRS_AT_ONCE
+    assert auto_workers(CVConfig(folds=2), accelerators=1) == 2  # never more than the pairs
+    assert auto_workers(five_pairs, accelerators=0) == 5  # a CPU: one a core, 16 cores
+    fifteen_pairs = CVConfig(folds=5, members=("strided-cnn",) * 3)
+    assert auto_workers(fifteen_pairs, accelerators=2) == 2 * GPU_PAIRS_AT_ONCE  # two T4s
+
+
+def test_on_two_gpus_the_workers_are_dealt_out_to_both(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert [local_pairs.gpu_of_worker(slot, 2) for slot in range(4)] == ["0", "1", "0", "1"]
+    assert local_pairs.gpu_of_worker(3, 1) is None  # one GPU: nothing to choose
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # the GPUs this process was given
+    assert [local_pairs.gpu_of_worker(slot, 2) for slot in range(3)] == ["2", "3", "2"]
+    monkeypatch.setattr(local_pairs, "cpu_count", lambda: 4)
+    monkeypatch.setattr(local_pairs, "gpu_name", lambda: "Tesla T4")
+    on_two = local_pairs.LocalWorkers(8, accelerator=2)
+    assert on_two.cores == 2 and on_two.describe()["gpus"] == 2
+    assert on_two.started_line().endswith("dealt out to 2 GPUs")
+
+
+def test_precision_auto_tries_float16_on_a_gpu_only():
+    from kaggle_digits.config import AUTO_PRECISIONS
+
+    assert "mixed_float16" in AUTO_PRECISIONS[True]
+    assert AUTO_PRECISIONS[False] == ("float32", "mixed_bfloat16")
 
 
 def test_pairs_sharing_a_gpu_count_it_as_one_core(monkeypatch):

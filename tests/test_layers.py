@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "kaggle_digits"
 # from the bottom up; a module may import from its own layer and those below
 LAYERS = [
     ("base", {"__init__", "errors", "faults", "files", "schedule", "backend", "plots", "tracking"}),
-    ("the competition", {"competition", "kaggle_api", "data", "photo"}),
+    ("the competition", {"competition", "kaggle_api", "kaggle_kernels", "data", "photo"}),
     ("architectures", {"layers", "models"}),
     ("options", {"config"}),
     ("one model", {"training"}),
@@ -17,7 +17,18 @@ LAYERS = [
     ("executing pairs", {"pairs", "local_pairs", "ray_pairs", "budget", "trials", "progress"}),
     (
         "the jobs",
-        {"download", "info", "cv", "blend", "submission", "predict", "runs", "leaderboard"},
+        {
+            "download",
+            "info",
+            "cv",
+            "blend",
+            "submission",
+            "predict",
+            "runs",
+            "leaderboard",
+            "kernel",
+            "kaggle_run",
+        },  # fmt: skip
     ),
     ("the face", {"cli"}),
 ]

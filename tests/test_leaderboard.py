@@ -110,4 +110,4 @@ def test_kaggle_errors_are_one_line(kaggle_server, trained, folders, monkeypatch
     else:
         kaggle_server.stop()
     result = cli(trained, folders, "leaderboard")
-    assert_user_error(result, "failed", message)
+    assert_user_error(result, "reading the leaderboard failed", message)

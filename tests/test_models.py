@@ -321,3 +321,29 @@ def test_auto_is_not_a_precision_a_net_can_be_built_in():
     with pytest.raises(ValueError, match="auto"):
         build_model("mlp", (28, 28, 1), 10, precision="auto")
     assert keras.config.dtype_policy().name == "float32"
+
+
+def test_a_mixed_float16_net_trains_with_its_loss_scaled_and_saves_so(tmp_path, monkeypatch):
+    from kaggle_digits.config import CVConfig
+    from kaggle_digits.training import predict_batches, train_model
+
+    wrapped = []
+
+    class Spy(keras.optimizers.LossScaleOptimizer):
+        def __init__(self, inner, **kwargs):
+            wrapped.append(inner)
+            super().__init__(inner, **kwargs)
+
+    monkeypatch.setattr(keras.optimizers, "LossScaleOptimizer", Spy)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (64, 28, 28, 1), dtype=np.uint8)
+    labels = np.arange(64) % 10
+    config = CVConfig(epochs=1, batch_size=16, precision="mixed_float16", ema=0.9)
+    trained, history = train_model("tiny-cnn", images, labels, config, 10, seed=1)
+    assert len(wrapped) == 1 and np.isfinite(history["loss"]).all()
+    assert {layer.compute_dtype for layer in convolutions_of(trained)} == {"float16"}
+    probs = predict_batches(trained, images)
+    assert probs.dtype == np.float32 and np.isfinite(probs).all()
+    trained.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(predict_batches(loaded, images), probs, atol=1e-3)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from importlib.util import find_spec
 from pathlib import Path
 
 MAX_AUTO_WORKERS = 8  # each worker holds a copy of the data and a backend: ~1 GB
@@ -86,10 +87,16 @@ def native_stderr_hidden(replay: bool = True) -> Iterator[None]:
 
 
 def import_keras() -> None:
-    """Import Keras (and its backend) without the backend's start-up chatter."""
+    """Import Keras (and its backend) without the backend's start-up chatter. TensorFlow,
+    where installed, is imported here too under JAX and PyTorch: Keras and the data pipeline
+    import it later anyway (saving a model, tf.data), and its C++ start-up lines, written
+    before its log level applies, would then reach the user."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with native_stderr_hidden():
-        import keras  # noqa: F401
+        import keras
+
+        if keras.backend.backend() != "tensorflow" and find_spec("tensorflow") is not None:
+            import tensorflow  # noqa: F401
 
 
 def backend_name() -> str:
@@ -106,14 +113,19 @@ def backend_name() -> str:
         return "tensorflow"
 
 
-@functools.cache  # a process's backend and devices do not change
 def has_accelerator() -> bool:
-    """Whether the Keras backend sees a GPU (or another accelerator). Asked in a short-lived
+    """Whether the Keras backend sees a GPU (or another accelerator)."""
+    return accelerator_count() > 0
+
+
+@functools.cache  # a process's backend and devices do not change
+def accelerator_count() -> int:
+    """How many GPUs (or other accelerators) the Keras backend sees. Asked in a short-lived
     process unless Keras is loaded here already, so that a driver stays without it."""
     if "keras" not in sys.modules:
         ask = (
-            "import keras; from kaggle_digits.backend import has_accelerator; "
-            "print(int(has_accelerator()))"
+            "import keras; from kaggle_digits.backend import accelerator_count; "
+            "print(accelerator_count())"
         )
         answer = subprocess.run(
             [sys.executable, "-c", ask],
@@ -121,7 +133,8 @@ def has_accelerator() -> bool:
             text=True,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         )
-        return answer.stdout.strip() == "1"
+        count = answer.stdout.strip()
+        return int(count) if count.isdigit() else 0
     import keras
 
     backend = keras.backend.backend()
@@ -129,20 +142,33 @@ def has_accelerator() -> bool:
         import tensorflow as tf
 
         with native_stderr_hidden():  # the CUDA probe's complaints on a machine without one
-            return bool(tf.config.list_physical_devices("GPU"))
+            return len(tf.config.list_physical_devices("GPU"))
     if backend == "jax":
         import jax
 
-        return jax.default_backend() != "cpu"
+        return 0 if jax.default_backend() == "cpu" else jax.device_count()
     if backend == "torch":
         import torch
 
-        return torch.cuda.is_available()
-    return False
+        return torch.cuda.device_count()
+    return 0
+
+
+def visible_gpus(count: int) -> list[str]:
+    """The ids of the GPUs this process may use, as CUDA_VISIBLE_DEVICES names them."""
+    given = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    ids = [gpu.strip() for gpu in given.split(",") if gpu.strip()] if given else []
+    return ids[:count] if len(ids) >= count else [str(index) for index in range(count)]
 
 
 def gpu_name() -> str:
-    """The GPU's name as nvidia-smi gives it, or "gpu" where it cannot say."""
+    """The (first) GPU's name as nvidia-smi gives it, or "gpu" where it cannot say."""
+    names = gpu_names()
+    return names[0] if names else "gpu"
+
+
+def gpu_names() -> list[str]:
+    """The name of each GPU nvidia-smi lists (none where there is no nvidia-smi)."""
     try:
         answer = subprocess.run(
             ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
@@ -151,17 +177,17 @@ def gpu_name() -> str:
             check=True,
         )
     except (OSError, subprocess.CalledProcessError):
-        return "gpu"
-    return answer.stdout.strip().splitlines()[0] if answer.stdout.strip() else "gpu"
+        return []
+    return [line.strip() for line in answer.stdout.splitlines() if line.strip()]
 
 
-def auto_workers(config, accelerator: bool) -> int:
-    """Pairs to train at once when --workers is not given: on a GPU, GPU_PAIRS_AT_ONCE
-    processes taking turns on it; on a CPU single-threaded processes, one per core and more
+def auto_workers(config, accelerators: int) -> int:
+    """Pairs to train at once when --workers is not given: on GPUs, GPU_PAIRS_AT_ONCE
+    processes taking turns on each; on a CPU single-threaded processes, one per core and more
     where that ends the run sooner (5 pairs on 2 cores: 3, see schedule.py)."""
     from kaggle_digits.schedule import shortest_run_workers
 
     pairs = config.folds * len(config.members)
-    if accelerator:
-        return min(pairs, GPU_PAIRS_AT_ONCE)
+    if accelerators:
+        return min(pairs, GPU_PAIRS_AT_ONCE * int(accelerators))
     return shortest_run_workers(pairs, cpu_count(), MAX_AUTO_WORKERS)

@@ -24,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chat
 from kaggle_digits.backend import import_keras
 from kaggle_digits.competition import Competition, load_competition
 from kaggle_digits.errors import UserError
+from kaggle_digits.kaggle_kernels import DEFAULT_ACCELERATOR
 
 app = typer.Typer(
     help="Download a Kaggle pixel-CSV competition (Digit Recognizer by default), train a "
@@ -73,6 +74,7 @@ class Settings:
 # what the file system answers about a path the user gave: theirs to mend, not a bug
 FILE_SYSTEM_REFUSALS = {
     errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+    errno.EEXIST,
 }  # fmt: skip
 
 
@@ -86,7 +88,10 @@ def user_errors() -> Iterator[None]:
     except OSError as error:
         if error.errno not in FILE_SYSTEM_REFUSALS or error.filename is None:
             raise
-        typer.echo(f"error: {error.filename}: {error.strerror.lower()}", err=True)
+        why = error.strerror.lower()
+        if error.errno == errno.EEXIST:  # a folder the user named is a file
+            why = "is a file, not a folder"
+        typer.echo(f"error: {error.filename}: {why}", err=True)
         raise typer.Exit(code=2) from None
 
 
@@ -209,6 +214,31 @@ def cv(
     ] = None,
     runs_dir: RunsDir = None,
     track: Track = False,
+    on: Annotated[
+        str,
+        typer.Option(
+            "--on",
+            metavar="WHERE",
+            help="Where the run trains: here (this machine), or kaggle (a private Kaggle "
+            "kernel on its free GPU; the run comes home to runs/<slug>/). Needs the Kaggle "
+            "credentials of `download`.",
+        ),
+    ] = "here",
+    accelerator: Annotated[
+        str,
+        typer.Option(
+            metavar="SHAPE",
+            help="With --on kaggle: the kernel's machine, NvidiaTeslaT4 (two T4s), another "
+            "of Kaggle's machine shapes, or none (CPU only).",
+        ),
+    ] = DEFAULT_ACCELERATOR,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            help="With --on kaggle: return once the kernel is pushed; `cv --resume RUN` "
+            "brings it home."
+        ),
+    ] = False,
     list_models: Annotated[bool, typer.Option(help="List the architectures and exit.")] = False,
     **options,
 ) -> None:
@@ -220,11 +250,20 @@ def cv(
     kaggle-digits cv --tta-views shifts; kaggle-digits cv --precision float32;
     kaggle-digits cv --folds 5 --members fast-cnn,resnet --epochs 20 --workers 2 --ema 0.999;
     kaggle-digits cv --engine ray --workers 2; kaggle-digits cv --ray 10.0.0.5:6379;
-    kaggle-digits cv --resume 20261123-101500-default
+    kaggle-digits cv --resume 20261123-101500-default;
+    kaggle-digits cv --on kaggle --preset gpu; kaggle-digits cv --on kaggle --detach
     """
     # no Keras here: with workers or Ray the pairs train in processes of their own
+    from kaggle_digits.competition import find_spec
     from kaggle_digits.config import OPTIONS_BY_FIELD, preset_config, resume_overrides
     from kaggle_digits.cv import run_cv
+    from kaggle_digits.kaggle_run import (
+        POLL_SECONDS,
+        Waiting,
+        is_on_kaggle,
+        resume_on_kaggle,
+        run_on_kaggle,
+    )
     from kaggle_digits.models import describe_architectures
     from kaggle_digits.run_folder import run_folder
 
@@ -233,6 +272,8 @@ def cv(
         return
     given = {field: OPTIONS_BY_FIELD[field].parse(value) for field, value in options.items()}
     with user_errors():
+        if on not in ("here", "kaggle"):
+            raise UserError(f"--on must be here or kaggle, not '{on}'")
         runs_dir = ctx.obj.runs_dir(runs_dir)
         resume_dir = None
         if resume:
@@ -240,6 +281,30 @@ def cv(
             resume_dir = run_folder(resume, runs_dir)
         config = preset_config(preset, **given)
         terminal = Terminal()
+        waiting = Waiting(
+            terminal.log,
+            terminal.status if terminal.live else None,
+            float(os.environ.get("KAGGLE_DIGITS_POLL_SECONDS", POLL_SECONDS)),
+            track,
+        )
+        if resume_dir is not None and is_on_kaggle(resume_dir):
+            resume_on_kaggle(resume_dir, waiting)
+            return
+        if on == "kaggle":
+            if resume_dir is not None or ray is not None:
+                raise UserError("--on kaggle starts a new run: drop --resume and --ray")
+            run_on_kaggle(
+                config,
+                ctx.obj.competition,
+                ctx.obj.data_dir,
+                runs_dir,
+                find_spec(ctx.obj.competition_spec),
+                None if accelerator.lower() in ("none", "cpu", "") else accelerator,
+                waiting,
+                detach=detach,
+                keep_folds=given.get("folds") is not None,
+            )
+            return
         run_cv(
             config,
             ctx.obj.competition,

@@ -26,7 +26,10 @@ TTA_SHIFTS = (
 TTA_ROTATIONS = (4.0, -4.0, 8.0, -8.0, 12.0, -12.0)  # degrees
 TTA_VIEWS = {"shifts": TTA_SHIFTS, "rotations": TTA_ROTATIONS}
 
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# what --precision auto tries: float16 only on a GPU (a T4 has fast float16 and no fast
+# bfloat16; CPUs emulate float16 slowly)
+AUTO_PRECISIONS = {False: ("float32", "mixed_bfloat16"), True: PRECISIONS}
 # the shortest --budget taken: below it, not even a fast machine fits the trial that plans
 # the run, the workers' fresh start, one epoch and the finish (see docs/budget.md)
 MIN_BUDGET_MINUTES = 1.0
@@ -66,7 +69,9 @@ class CVConfig:
     select_hard: float = 0.0
     # the Keras dtype policy the nets are built with (PRECISIONS): "mixed_bfloat16" keeps the
     # weights in float32 and computes in bfloat16, faster where the hardware does bfloat16
-    # (CPUs with AMX or AVX-512 BF16, recent GPUs) and slower where it is emulated; "auto":
+    # (CPUs with AMX or AVX-512 BF16, recent GPUs) and slower where it is emulated;
+    # "mixed_float16" likewise in float16, its loss scaled (Keras's LossScaleOptimizer) so
+    # that small gradients survive: the fast path of GPUs without bfloat16 (a T4); "auto":
     # whichever a short trial finds faster here (trials.choose_precision; see
     # docs/measurements.md#precision)
     precision: str = "float32"
@@ -207,8 +212,10 @@ CV_OPTIONS = (
     Option(
         "precision",
         "The nets' Keras dtype policy: float32, mixed_bfloat16 (float32 weights, bfloat16 "
-        "arithmetic: fast on CPUs with AMX or AVX-512 BF16 and on recent GPUs) or auto "
-        "(whichever a short trial finds faster; the presets' choice).",
+        "arithmetic: fast on CPUs with AMX or AVX-512 BF16 and on recent GPUs), "
+        "mixed_float16 (float16 arithmetic with loss scaling: a T4's fast path) or auto "
+        "(whichever a short trial finds fastest, float16 tried on a GPU only; the presets' "
+        "choice).",
     ),
     Option(
         "workers",

@@ -17,7 +17,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 from sklearn.model_selection import StratifiedKFold
 
 from kaggle_digits import faults, plots
-from kaggle_digits.backend import auto_workers, cpu_count, has_accelerator
+from kaggle_digits.backend import accelerator_count, auto_workers, cpu_count
 from kaggle_digits.competition import Competition
 from kaggle_digits.config import CVConfig, execution_of, provenance, validate
 from kaggle_digits.data import Dataset, load_dataset
@@ -265,11 +265,11 @@ def make_runner(config: CVConfig, ray_address: str | None = None) -> Runner:
         return RayPairs(config.workers, ray_address, pairs)
     if config.engine == "in-process" or (config.engine == "auto" and config.workers == 1):
         return InProcess()
-    accelerator = has_accelerator()
-    workers = config.workers or auto_workers(config, accelerator)
+    accelerators = accelerator_count()
+    workers = config.workers or auto_workers(config, accelerators)
     if config.engine == "auto" and workers == 1:
         return InProcess()
-    return LocalWorkers(workers, accelerator=accelerator)
+    return LocalWorkers(workers, accelerator=accelerators)
 
 
 def all_pairs(config: CVConfig) -> list[Pair]:

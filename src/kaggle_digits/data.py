@@ -79,8 +79,8 @@ def fingerprint_files(paths: list[Path], salt: str = "") -> str:
 
 def read_train_csv(path: Path, competition: Competition) -> tuple[np.ndarray, np.ndarray]:
     frame = read_csv_checked(path, competition.train_columns)
+    values = integer_values(frame, path)  # first: a stray line is named by its row
     _check_row_count(path, len(frame), competition.train_rows)
-    values = integer_values(frame, path)
     labels = values[:, 0]
     bad = ~np.isin(labels, competition.classes)
     if bad.any():
@@ -98,9 +98,9 @@ def read_test_csv(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The test images, and the ids of the test.csv's id column (None if it has none)."""
     frame = read_csv_checked(path, competition.test_columns)
+    values = integer_values(frame, path)
     if expected_rows is not None:
         _check_row_count(path, len(frame), expected_rows)
-    values = integer_values(frame, path)
     if not competition.test_id_column:
         return _pixels_to_images(values, path, competition), None
     return _pixels_to_images(values[:, 1:], path, competition), values[:, 0]

@@ -38,6 +38,10 @@ class LeaderboardRow:
 LEADERBOARD_PAGE = 200  # rows a call
 
 
+class KaggleUnreachable(UserError):
+    """No network, or Kaggle not answering: worth trying again later."""
+
+
 def authenticated_api():
     """A KaggleApi that has found credentials, or a UserError saying how to provide them."""
     # Importing `kaggle` authenticates at import time and prints a help text when it finds
@@ -54,21 +58,26 @@ def authenticated_api():
 
 
 @contextlib.contextmanager
-def kaggle_errors(slug: str, action: str) -> Iterator[None]:
-    """Turn the kaggle client's exceptions into one-line UserErrors about `action`."""
+def kaggle_errors(slug: str, action: str, not_found: str | None = None) -> Iterator[None]:
+    """Turn the kaggle client's exceptions into one-line UserErrors about `action`;
+    `not_found` says what a 404 means (default: no such competition)."""
     try:
         yield
     except requests.exceptions.HTTPError as error:
-        raise UserError(f"{action} failed: {_explain_http_error(error, slug)}") from None
+        raise UserError(f"{action} failed: {_explain_http_error(error, slug, not_found)}") from None
     except requests.exceptions.ConnectionError:
-        raise UserError(
+        raise KaggleUnreachable(
             f"{action} failed: cannot reach Kaggle; check your network connection"
         ) from None
     except requests.exceptions.Timeout:
-        raise UserError(f"{action} failed: Kaggle did not answer in time; try again") from None
+        raise KaggleUnreachable(
+            f"{action} failed: Kaggle did not answer in time; try again"
+        ) from None
 
 
-def _explain_http_error(error: requests.exceptions.HTTPError, slug: str) -> str:
+def _explain_http_error(
+    error: requests.exceptions.HTTPError, slug: str, not_found: str | None = None
+) -> str:
     status, message = _status_and_message(error)
     if status == 401:
         return (
@@ -83,6 +92,8 @@ def _explain_http_error(error: requests.exceptions.HTTPError, slug: str) -> str:
         )
     if status == 403:
         return f"Kaggle refused access (403): {message}"
+    if status == 404 and not_found:
+        return f"{not_found} (404)"
     if status == 404:
         return (
             f"competition '{slug}' not found on Kaggle (404); check `slug` in the competition spec"
@@ -129,9 +140,10 @@ def submit_file(slug: str, csv_path: Path, message: str) -> int:
     return int(response.ref)
 
 
-def list_submissions(slug: str) -> list[RemoteSubmission]:
-    """The user's submissions to the competition, newest first."""
-    with kaggle_errors(slug, "listing submissions"):
+def list_submissions(slug: str, action: str = "listing submissions") -> list[RemoteSubmission]:
+    """The user's submissions to the competition, newest first; `action`: what a failure
+    says was being done."""
+    with kaggle_errors(slug, action):
         api = authenticated_api()
         submissions = api.competition_submissions(slug, page_size=100) or []
     return [

@@ -93,7 +93,7 @@ def leaderboard_report(
     """The top teams, your standing, and estimated ranks for runs not yet submitted."""
     mine = [
         sub
-        for sub in kaggle_api.list_submissions(competition.slug)
+        for sub in kaggle_api.list_submissions(competition.slug, "reading the leaderboard")
         if sub.status == "COMPLETE" and sub.public_score
     ]
     unsubmitted = unsubmitted_runs(Path(runs_dir), Path(submissions_dir))

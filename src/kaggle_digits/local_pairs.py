@@ -10,7 +10,9 @@ nearly twice the images per second of one two-threaded process
 
 import contextlib
 import ctypes
+import math
 import multiprocessing
+import os
 import queue
 import signal
 import sys
@@ -22,7 +24,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from kaggle_digits.backend import cpu_count, gpu_name, has_accelerator, import_keras, thread_limit
+from kaggle_digits.backend import (
+    accelerator_count,
+    cpu_count,
+    gpu_name,
+    import_keras,
+    thread_limit,
+    visible_gpus,
+)
 from kaggle_digits.config import CVConfig
 from kaggle_digits.pairs import (
     Done,
@@ -60,7 +69,8 @@ class InProcess:
             "engine": "in-process",
             "pairs_at_once": 1,
             "threads_per_pair": cpu_count(),
-            "gpu": gpu_name() if has_accelerator() else None,
+            "gpu": gpu_name() if accelerator_count() else None,
+            "gpus": accelerator_count(),
         }
 
     def started_line(self) -> str:
@@ -83,14 +93,15 @@ class InProcess:
 
 class LocalWorkers:
     """`workers` processes on this machine, each with its share of the cores, each training
-    one pair at a time. On a GPU (`accelerator`), the processes take turns on it, each with
-    its share of its memory: the GPU is then the one "core" they share."""
+    one pair at a time. On GPUs (`accelerator`: how many), the processes are dealt out to
+    them in turn (two T4s: every other process on each), and those on one GPU take turns on
+    it, each with its share of its memory: each GPU is then a "core" they share."""
 
-    def __init__(self, workers: int, threads: int | None = None, accelerator: bool = False) -> None:
+    def __init__(self, workers: int, threads: int | None = None, accelerator: int = 0) -> None:
         self.workers = workers
         self.threads = threads or max(1, cpu_count() // workers)
-        self.accelerator = accelerator
-        self.cores = 1 if accelerator else min(workers, cpu_count())
+        self.accelerator = int(accelerator)
+        self.cores = min(workers, self.accelerator) if accelerator else min(workers, cpu_count())
         self._pool: ProcessPoolExecutor | None = None
         self._reports = None
         self._trial_barriers: dict = {}  # workers in a trial -> their multiprocessing.Barrier
@@ -109,12 +120,15 @@ class LocalWorkers:
             "pairs_at_once": self.workers,
             "threads_per_pair": self.threads,
             "gpu": gpu_name() if self.accelerator else None,
+            "gpus": self.accelerator,
         }
 
     def started_line(self) -> str:
         shared = f", sharing {self.cores} cores" if self.workers > self.cores else ""
-        if self.accelerator:
+        if self.accelerator == 1:
             shared = ", sharing one GPU"
+        elif self.accelerator:
+            shared = f", dealt out to {self.accelerator} GPUs"
         return (
             f"training {self.workers} pairs at a time, each in its own process with "
             f"{self.threads} thread(s){shared}"
@@ -131,13 +145,17 @@ class LocalWorkers:
                 count: context.Barrier(count) for count in {self.workers, self.cores}
             }
             started = time.perf_counter()
-            share = self.workers if self.accelerator else 1
+            share = math.ceil(self.workers / self.accelerator) if self.accelerator else 1
+            # each worker takes the next GPU as it starts
+            gpu_turns = context.Queue()
+            for slot in range(self.workers):
+                gpu_turns.put(gpu_of_worker(slot, self.accelerator))
             with thread_limit(self.threads, share_of_accelerator=share):
                 self._pool = ProcessPoolExecutor(
                     self.workers,
                     mp_context=context,
                     initializer=_start_worker,
-                    initargs=(data, self._reports, self._trial_barriers),
+                    initargs=(data, self._reports, self._trial_barriers, gpu_turns),
                 )
                 # start them all now, while the thread limit is in the environment
                 for future in [self._pool.submit(_ready) for _ in range(self.workers)]:
@@ -238,9 +256,18 @@ _worker_reports = None
 _worker_trial_barriers: dict = {}
 
 
-def _start_worker(data: TrainingData, reports, trial_barriers: dict) -> None:
+def gpu_of_worker(slot: int, gpus: int) -> str | None:
+    """The GPU the `slot`-th worker trains on (CUDA_VISIBLE_DEVICES), where there are
+    several: the workers dealt out in turn. None: one GPU or none, nothing to choose."""
+    return visible_gpus(gpus)[slot % gpus] if gpus > 1 else None
+
+
+def _start_worker(data: TrainingData, reports, trial_barriers: dict, gpu_turns) -> None:
     global _worker_data, _worker_reports, _worker_trial_barriers
     _die_with_parent()
+    gpu = gpu_turns.get()
+    if gpu is not None:  # before the backend is imported, which reads it once
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     # Ctrl-C and SIGTERM (to the whole group: a notebook's stop, a scheduler) are the
     # driver's to handle; it kills the workers as it stops
     signal.signal(signal.SIGINT, signal.SIG_IGN)

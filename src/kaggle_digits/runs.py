@@ -4,6 +4,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from kaggle_digits.kaggle_run import is_on_kaggle, kaggle_state
 from kaggle_digits.ledger import Ledger
 from kaggle_digits.run_folder import (
     REQUEST,
@@ -27,7 +28,7 @@ class RunRow:
     complete: bool  # and undamaged
     best_public_score: float | None
     path: Path
-    state: str  # complete, running, incomplete or damaged, with what to do
+    state: str  # complete, running, on Kaggle, incomplete or damaged, with what to do
 
 
 def list_runs(runs_dir: Path, submissions_dir: Path) -> list[RunRow]:
@@ -62,6 +63,8 @@ def run_state(folder: Path) -> tuple[str, dict]:
     """What a run folder is now, with what to do about it; and its metrics, where whole."""
     if is_running(folder):
         return "running", {}
+    if is_on_kaggle(folder):
+        return kaggle_state(folder), {}
     if not is_complete(folder):
         return f"incomplete: kaggle-digits cv --resume {folder}", {}
     damage = run_damage(folder)

@@ -67,13 +67,17 @@ def train_model(
     trained = augmentation(config, seed)(inputs) if config.augment else inputs
     trainer = keras.Model(inputs, model(trained), name=f"train_{model.name}")
     epochs, steps_per_epoch = config.epoch_steps(len(images))
+    optimizer = keras.optimizers.Adam(
+        one_cycle(config, epochs * steps_per_epoch),
+        # fit() ends by copying the moving average into the weights: that is the model
+        use_ema=config.ema > 0,
+        ema_momentum=config.ema or 0.99,
+    )
+    if config.precision == "mixed_float16":
+        # the trainer's own policy is float32, so compile() would not scale the loss itself
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     trainer.compile(
-        optimizer=keras.optimizers.Adam(
-            one_cycle(config, epochs * steps_per_epoch),
-            # fit() ends by copying the moving average into the weights: that is the model
-            use_ema=config.ema > 0,
-            ema_momentum=config.ema or 0.99,
-        ),
+        optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )

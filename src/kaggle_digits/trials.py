@@ -25,7 +25,7 @@ from kaggle_digits.budget import (
     plan_budget,
     short_budget_recipe,
 )
-from kaggle_digits.config import PRECISIONS, PRESETS, CVConfig, rerun_command
+from kaggle_digits.config import AUTO_PRECISIONS, PRESETS, CVConfig, rerun_command
 from kaggle_digits.errors import UserError
 from kaggle_digits.pairs import Runner, StepTiming, TrainingData
 
@@ -60,12 +60,13 @@ def time_members(
 def choose_precision(
     config: CVConfig, data: TrainingData, runner: Runner, log: Log
 ) -> tuple[CVConfig, dict[str, StepTiming], dict[str, float]]:
-    """`config` with precision "auto" replaced by whichever of PRECISIONS trains its epochs
-    fastest in a trial of each; with that precision's timings, and every precision's seconds
-    for an epoch of all the members."""
+    """`config` with precision "auto" replaced by whichever of AUTO_PRECISIONS (float16 on a
+    GPU only) trains its epochs fastest in a trial of each; with that precision's timings,
+    and every precision's seconds for an epoch of all the members."""
     rows = fold_rows(data, config.folds)
+    on_gpu = bool(runner.describe().get("gpu") or runner.describe().get("gpus_per_pair"))
     tried = {}
-    for precision in PRECISIONS:
+    for precision in AUTO_PRECISIONS[on_gpu]:
         candidate = replace(config, precision=precision)
         timings = time_members(candidate, data, runner, log)
         seconds = sum(epoch_seconds(timing, rows, candidate) for timing in timings.values())
