@@ -252,9 +252,23 @@ def main() -> None:
     parser.add_argument(
         "--leaderboard", type=Path, help="CSV of the other teams: team, score, date (yyyy-mm-dd)"
     )
+    parser.add_argument(
+        "--kernels", type=Path, help="a folder: serve the kernels service too, running pushed "
+        "scripts as Kaggle does (needs root; cv --on kaggle)",
+    )  # fmt: skip
     args = parser.parse_args()
     labels = None if args.labels is None else list(pd.read_csv(args.labels)["Label"])
     stub = StubKaggle(slug=args.slug, zip_bytes=args.zip.read_bytes(), hidden_labels=labels)
+    if args.kernels is not None:
+        import zipfile
+
+        from stub_kernels import KaggleImage, StubKernels, can_run_kernels
+
+        if can_run_kernels():
+            parser.error(can_run_kernels())
+        zipfile.ZipFile(args.zip).extractall(args.kernels / "competition")
+        image = KaggleImage(args.kernels / "image")
+        stub.kernels = StubKernels(args.slug, args.kernels / "competition", args.kernels, image)
     if args.leaderboard is not None:
         teams = pd.read_csv(args.leaderboard, dtype=str)
         stub.leaderboard = list(teams[["team", "score", "date"]].itertuples(index=False))

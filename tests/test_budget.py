@@ -187,15 +187,30 @@ class TimedRunner:
         step_seconds: dict[str, float],
         speedup: dict[str, float] | None = None,
         restart_seconds: float = 0.0,
+        gpu: str | None = None,
     ) -> None:
         self.step_seconds, self.speedup = step_seconds, speedup or {}
         self.restart_seconds = restart_seconds
+        self.gpu = gpu
         self.timed = []
+
+    def describe(self) -> dict:
+        return {"engine": "test", "gpu": self.gpu}
 
     def time_steps(self, data, config, architecture):
         self.timed.append(architecture)
         speedup = self.speedup.get(config.precision, 1.0)
         return StepTiming(architecture, self.step_seconds[architecture] / speedup, 0.0002, 3.0)
+
+
+def test_on_a_gpu_auto_precision_tries_float16_too_and_takes_the_fastest():
+    runner = TimedRunner(
+        {"strided-cnn": 0.05}, speedup={"mixed_float16": 3.0, "mixed_bfloat16": 0.5}, gpu="T4"
+    )
+    config, plan = fit(30, runner)
+    assert runner.timed == ["strided-cnn"] * 3  # float32, mixed_bfloat16, mixed_float16
+    assert config.precision == "mixed_float16"
+    assert set(plan["precision_trial"]) == {"float32", "mixed_bfloat16", "mixed_float16"}
 
 
 def fit(minutes: float, runner: TimedRunner, keep_folds: bool = False):

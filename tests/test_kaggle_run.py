@@ -48,7 +48,7 @@ def kaggle(kaggle_server, tmp_path, monkeypatch, request):
 
 def cli(kaggle, *args):
     """`kaggle-digits ARGS` on the stand-in's competition; runs into kaggle.runs_dir."""
-    where = ("--runs-dir", kaggle.runs_dir) if args[0] in ("cv", "runs", "submit") else ()
+    where = ("--runs-dir", kaggle.runs_dir) if args[0] in ("cv", "runs", "submit", "blend") else ()
     return run_cli("--competition", kaggle.spec_path, "--data-dir", kaggle.data_dir, *args, *where)
 
 
@@ -120,17 +120,37 @@ def test_a_kernel_that_fails_is_one_line_and_resume_trains_only_the_pairs_it_lac
 
 
 @pytest.mark.image
-def test_a_detached_run_shows_on_kaggle_and_resume_brings_it_home(kaggle):
+def test_a_detached_run_shows_on_kaggle_and_resume_brings_it_home(kaggle, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     pushed = cli(kaggle, "cv", "--on", "kaggle", "--preset", "quick", *SHORT, "--detach")
     assert pushed.exit_code == 0, pushed.output
     run_dir = only_run(kaggle)
     assert f"cv --resume {run_dir}" in pushed.stdout
     listed = cli(kaggle, "runs")
     assert "on Kaggle: queued" in listed.stdout or "on Kaggle: running" in listed.stdout
-    brought = cli(kaggle, "cv", "--resume", run_dir.name)
+    brought = cli(kaggle, "cv", "--resume", run_dir.name, "--track")
     assert brought.exit_code == 0, brought.output
     assert len(pushes(kaggle)) == 1  # waited for the same version
     assert "complete" in cli(kaggle, "runs").stdout.splitlines()[1]
+    # tracked in MLflow as a local run is: its pairs' epochs, its scores
+    tracked = json.loads((run_dir / "mlflow.json").read_text())
+    client = mlflow.MlflowClient(tracking_uri=tracked["tracking_uri"])
+    history = client.get_metric_history(tracked["run_id"], "fold2/member1-tiny-cnn/loss")
+    assert [point.step for point in history] == [1]
+    metrics = client.get_run(tracked["run_id"]).data.metrics
+    assert metrics["oof_accuracy"] == pytest.approx(json.loads(
+        (run_dir / "metrics.json").read_text())["oof_accuracy"])  # fmt: skip
+    # blended with a run trained here on the same folds
+    local = cli(kaggle, "cv", "--preset", "quick", *SHORT)
+    assert local.exit_code == 0, local.output
+    here = next(
+        path
+        for path in kaggle.runs_dir.iterdir()
+        if not path.is_symlink() and path.name > run_dir.name
+    )
+    blended = cli(kaggle, "blend", run_dir.name, here.name, "--method", "mean")
+    assert blended.exit_code == 0, blended.output
 
 
 def test_ctrl_c_while_waiting_leaves_the_kernel_running(kaggle, monkeypatch):

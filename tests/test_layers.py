@@ -17,18 +17,8 @@ LAYERS = [
     ("executing pairs", {"pairs", "local_pairs", "ray_pairs", "budget", "trials", "progress"}),
     (
         "the jobs",
-        {
-            "download",
-            "info",
-            "cv",
-            "blend",
-            "submission",
-            "predict",
-            "runs",
-            "leaderboard",
-            "kernel",
-            "kaggle_run",
-        },  # fmt: skip
+        {"download", "info", "cv", "blend", "submission", "predict", "runs", "leaderboard"}
+        | {"kernel", "kernel_script", "kaggle_run"},  # a whole run in a Kaggle kernel
     ),
     ("the face", {"cli"}),
 ]

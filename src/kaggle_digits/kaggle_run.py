@@ -11,19 +11,14 @@ kernel that failed or stopped leaves its finished pairs in its output: `cv --res
 new version that reads them (the kernel itself as a kernel source) and trains the rest.
 """
 
-import base64
-import io
-import json
 import os
 import shutil
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import kaggle_digits
 from kaggle_digits import kaggle_kernels
 from kaggle_digits.competition import Competition
 from kaggle_digits.config import CVConfig, validate
@@ -34,6 +29,7 @@ from kaggle_digits.files import read_json, write_json, write_text
 from kaggle_digits.kaggle_api import KaggleUnreachable
 from kaggle_digits.kaggle_kernels import KernelStatus, OutputFile
 from kaggle_digits.kernel import ENVIRONMENT, ERROR_PREFIX
+from kaggle_digits.kernel_script import kernel_script
 from kaggle_digits.run_folder import (
     LOCK,
     REQUEST,
@@ -170,49 +166,6 @@ def push_version(run_dir: Path, record: dict, earlier: bool, log: Log) -> None:
     log(f"pushed {kernel.ref} version {kernel.version} ({on}, private, internet off): {kernel.url}")
 
 
-def kernel_script(run_name: str, request: dict, spec: str, earlier: str | None) -> str:
-    """The kernel's whole script: this package zipped inside it, and the run to train (its
-    request, its competition's spec; `earlier`: the kernel whose output holds pairs)."""
-    payload = {"run": run_name, "request": request, "spec": spec, "earlier": earlier}
-    package = base64.b64encode(package_zip()).decode()
-    lines = [package[start : start + 100] for start in range(0, len(package), 100)]
-    return SCRIPT.format(
-        run=run_name,
-        payload=json.dumps(json.dumps(payload)),
-        package="\n".join(f'    "{line}"' for line in lines),
-    )
-
-
-SCRIPT = """# kaggle-digits run {run}, pushed by `kaggle-digits cv --on kaggle`; it trains into
-# /kaggle/working, and `kaggle-digits cv --resume {run}` brings the run home.
-# The kaggle-digits package travels below, zipped, so that nothing needs installing.
-import base64, io, json, sys, tempfile, zipfile
-
-PAYLOAD = json.loads({payload})
-PACKAGE = (
-{package}
-)
-
-if __name__ == "__main__":  # not again in the worker processes (spawned)
-    folder = tempfile.mkdtemp(prefix="kaggle-digits-")
-    zipfile.ZipFile(io.BytesIO(base64.b64decode(PACKAGE))).extractall(folder)
-    sys.path.insert(0, folder)
-    from kaggle_digits.kernel import main
-
-    sys.exit(main(PAYLOAD))
-"""
-
-
-def package_zip() -> bytes:
-    """This checkout's kaggle_digits package, its Python files zipped."""
-    source = Path(kaggle_digits.__file__).parent
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(source.glob("*.py")):
-            archive.write(path, f"kaggle_digits/{path.name}")
-    return buffer.getvalue()
-
-
 def _local_commit() -> str | None:
     from kaggle_digits.config import _git_commit
 
@@ -244,35 +197,45 @@ def bring_home(run_dir: Path, waiting: Waiting) -> Path:
 
 def wait_for(run_dir: Path, record: dict, waiting: Waiting) -> KernelStatus:
     """Poll the kernel until it stops: a line at each change of state, the new lines of its
-    log as they come (where Kaggle shows a running kernel's log), a live status line."""
+    log as they come (where Kaggle shows a running kernel's log), and a live status line:
+    the state, the time since, the kernel's address, the log's last line (the run's own
+    progress)."""
     ref, version = current(record)
     url = record["versions"][-1]["url"]
-    started, seen, shown = time.monotonic(), None, 0
+    started, seen, log = time.monotonic(), None, KernelLog(ref, version, waiting.log)
     while True:
         state = ask(lambda: kaggle_kernels.kernel_status(ref, version), run_dir, waiting)
         if state.status != seen:
             waiting.log(f"kernel {ref} v{version}: {state.status.lower()}")
             seen = state.status
         if state.status == "RUNNING" or state.finished:
-            shown = show_new_log_lines(ref, version, shown, waiting.log)
+            log.show_new_lines()
         if state.finished:
             return state
         if waiting.status is not None:
-            elapsed = time.monotonic() - started
-            waiting.status(f"kernel {state.status.lower()} {elapsed / 60:.1f} min  {url}")
+            minutes = (time.monotonic() - started) / 60
+            waiting.status(f"kernel {state.status.lower()} {minutes:.1f} min  {url}  {log.last}")
         time.sleep(waiting.poll_seconds)
 
 
-def show_new_log_lines(ref: str, version: int, shown: int, log: Log) -> int:
-    """Print the kernel's log past its first `shown` lines; how many are shown now."""
-    try:
-        _, text = kaggle_kernels.kernel_output(ref, version)
-    except UserError:
-        return shown  # Kaggle may not show a running kernel's log: the state line goes on
-    lines = text.splitlines()
-    for line in lines[shown:]:
-        log(f"  | {line}")
-    return max(shown, len(lines))
+class KernelLog:
+    """A running kernel's log, shown line by line as it grows."""
+
+    def __init__(self, ref: str, version: int, log: Log) -> None:
+        self.ref, self.version, self.log = ref, version, log
+        self.shown = 0  # lines shown so far
+        self.last = ""
+
+    def show_new_lines(self) -> None:
+        try:
+            _, text = kaggle_kernels.kernel_output(self.ref, self.version)
+        except UserError:
+            return  # Kaggle may not show a running kernel's log: the state line goes on
+        lines = text.splitlines()
+        for line in lines[self.shown :]:
+            self.log(f"  | {line}")
+        self.shown = max(self.shown, len(lines))
+        self.last = lines[-1].strip() if lines else self.last
 
 
 def ask(question: Callable, run_dir: Path, waiting: Waiting):
