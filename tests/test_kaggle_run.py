@@ -48,7 +48,8 @@ def kaggle(kaggle_server, tmp_path, monkeypatch, request):
 
 def cli(kaggle, *args):
     """`kaggle-digits ARGS` on the stand-in's competition; runs into kaggle.runs_dir."""
-    where = ("--runs-dir", kaggle.runs_dir) if args[0] in ("cv", "runs", "submit", "blend") else ()
+    commands = ("cv", "runs", "submit", "blend", "predict")
+    where = ("--runs-dir", kaggle.runs_dir) if args[0] in commands else ()
     return run_cli("--competition", kaggle.spec_path, "--data-dir", kaggle.data_dir, *args, *where)
 
 
@@ -141,6 +142,11 @@ def test_a_detached_run_shows_on_kaggle_and_resume_brings_it_home(kaggle, tmp_pa
     metrics = client.get_run(tracked["run_id"]).data.metrics
     assert metrics["oof_accuracy"] == pytest.approx(json.loads(
         (run_dir / "metrics.json").read_text())["oof_accuracy"])  # fmt: skip
+    # its models predict here
+    test_csv = kaggle.data_dir / kaggle.slug / "test.csv"
+    predicted = cli(kaggle, "predict", "--csv", test_csv, "--run", run_dir.name)
+    assert predicted.exit_code == 0, predicted.output
+    assert len(predicted.stdout.splitlines()) == 50
     # blended with a run trained here on the same folds
     local = cli(kaggle, "cv", "--preset", "quick", *SHORT)
     assert local.exit_code == 0, local.output
@@ -188,6 +194,7 @@ def test_a_bad_option_never_reaches_kaggle(kaggle):
         ("error", ("Kaggle refused the kernel", "Notebook slug is already in use")),
         ("gpu", ("Kaggle refused access (403)", "Phone verification")),
         ("quota", ("your Kaggle GPU quota is spent", "0.0 h of 30 h left")),
+        ("source", ("Kaggle refused the kernel", "invalid competition source digit-recognizer")),
     ],
 )
 def test_a_refused_push_is_one_line_and_leaves_no_run(kaggle, refusal, message):
@@ -195,8 +202,10 @@ def test_a_refused_push_is_one_line_and_leaves_no_run(kaggle, refusal, message):
         kaggle.kernels.refuse_with = "Notebook slug is already in use"
     elif refusal == "gpu":
         kaggle.kernels.gpu_allowed = False
-    else:
+    elif refusal == "quota":
         kaggle.kernels.gpu_hours = (30.0, 30.0)
+    else:  # a competition Kaggle does not know by that name
+        kaggle.kernels.slug = "another-competition"
     assert_user_error(cli(kaggle, "cv", "--on", "kaggle", *SHORT), *message)
     assert not kaggle.runs_dir.exists() or list(kaggle.runs_dir.iterdir()) == []
 

@@ -113,11 +113,6 @@ def backend_name() -> str:
         return "tensorflow"
 
 
-def has_accelerator() -> bool:
-    """Whether the Keras backend sees a GPU (or another accelerator)."""
-    return accelerator_count() > 0
-
-
 @functools.cache  # a process's backend and devices do not change
 def accelerator_count() -> int:
     """How many GPUs (or other accelerators) the Keras backend sees. Asked in a short-lived

@@ -79,6 +79,7 @@ def run_on_kaggle(
         raise UserError("--on kaggle trains in the kernel's own processes: drop --engine ray")
     dataset = load_dataset(competition, data_root)
     check_fits_the_data(config, dataset.train_labels, None)
+    Tracker(waiting.track, waiting.log)  # --track without MLflow: said now, not after the run
     owner = kaggle_kernels.kaggle_username()  # the credentials, before anything is made
     if accelerator is not None:
         check_gpu_quota(waiting.log)
