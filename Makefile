@@ -16,14 +16,14 @@ TEST_WORKERS ?= 2
 # disk); `make install TORCH=torch` takes whichever build pip finds for this machine
 TORCH ?= torch==2.13.0
 
-.PHONY: install download info cv submit submissions test lint format bench holdout frontier workers steps photos gpu gpu-wheels install-backends test-backends clean
+.PHONY: browser screenshots install download info cv submit submissions test lint format bench holdout frontier workers steps photos gpu gpu-wheels install-backends test-backends clean
 
-install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools, Ray and MLflow
+install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools, Ray, MLflow and the page's server
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,ray,mlflow]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,mlflow,serve]'
 	touch $(INSTALLED)
 
 download: $(INSTALLED)  ## fetch the competition CSVs through the Kaggle API
@@ -41,8 +41,16 @@ submit: $(INSTALLED)  ## submit the newest complete run and wait for its score
 submissions: $(INSTALLED)  ## the submissions ledger with remote scores
 	$(CLI) submissions
 
-test: $(VENV)/.backends  ## the test suite on TensorFlow, JAX and PyTorch (small generated data, no network), TEST_WORKERS test files at a time
+test: $(VENV)/.backends browser  ## the test suite on TensorFlow, JAX and PyTorch (small generated data, no network), TEST_WORKERS test files at a time
 	KAGGLE_DIGITS_ALL_BACKENDS=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+browser:  ## Debian's chromium and chromedriver for the page's browser tests (as root; else they are skipped)
+	@test -x /usr/bin/chromedriver || { [ "$$(id -u)" = 0 ] \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+	  || echo "no chromium here: the page's browser tests will be skipped (apt-get install chromium chromium-driver)"
+
+screenshots: $(INSTALLED) browser  ## docs/serve-*.png from your runs, and a drawing's answer time from one and two tabs
+	$(BIN)/python benchmarks/screenshots.py --out docs
 
 install-backends: $(VENV)/.backends  ## JAX and PyTorch (CPU build) into .venv: make test needs them
 

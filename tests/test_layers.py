@@ -18,9 +18,10 @@ LAYERS = [
     (
         "the jobs",
         {"download", "info", "cv", "blend", "submission", "predict", "runs", "leaderboard"}
-        | {"kernel", "kernel_script", "kaggle_run"},  # a whole run in a Kaggle kernel
+        | {"kernel", "kernel_script", "kaggle_run"}  # a whole run in a Kaggle kernel
+        | {"explore"},  # what the page shows
     ),
-    ("the face", {"cli"}),
+    ("the faces", {"cli", "serve"}),
 ]
 LAYER_OF = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}
 

@@ -490,6 +490,61 @@ def predict_command(
             typer.echo(f"saved {save_figure(predictions, competition.classes, figure)}")
 
 
+@app.command("serve")
+def serve_command(
+    ctx: typer.Context,
+    run: Annotated[
+        str | None, typer.Option(help="The run the page opens with. Default: newest complete.")
+    ] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="The port to listen on.")] = 8000,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="The address to listen on: 127.0.0.1, this machine only; 0.0.0.0 shares the "
+            "page with your network, on purpose."
+        ),
+    ] = "127.0.0.1",
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the page in a browser.")
+    ] = True,
+    runs_dir: RunsDir = None,
+    submissions_dir: SubmissionsDir = None,
+) -> None:
+    """A local web page: draw a digit or drop a photo and watch a run's ensemble call it;
+    the runs side by side, with their figures; each run's out-of-fold mistakes by class.
+    Needs pip install 'kaggle-digits[serve]'.
+
+    Examples: kaggle-digits serve; kaggle-digits serve --run 20261203-062238-quick --no-open;
+    kaggle-digits serve --host 0.0.0.0 --port 8080
+    """
+    import webbrowser
+    from importlib.util import find_spec
+
+    with user_errors():
+        if find_spec("starlette") is None or find_spec("uvicorn") is None:
+            raise UserError("serve needs Starlette and uvicorn: pip install 'kaggle-digits[serve]'")
+        import_keras()
+        from kaggle_digits.serve import Explorer, serve
+
+        settings = ctx.obj
+        explorer = Explorer(
+            settings.competition,
+            settings.data_dir,
+            settings.runs_dir(runs_dir),
+            settings.submissions_dir(submissions_dir),
+        )
+        if run is not None:
+            explorer.run_dir(run)  # a complete run, or one line why not
+
+        def started(address: str) -> None:
+            typer.echo(f"serving {explorer.runs_dir} at {address}  (Ctrl-C stops)")
+            if open_browser:
+                webbrowser.open(address)
+
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the way to stop it
+            serve(explorer, run, host, port, started)
+
+
 def echo(line: str) -> None:
     typer.echo(line)
 

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -55,9 +56,11 @@ def image_paths(paths: list[Path]) -> list[Path]:
     return found
 
 
-def read_image(path: Path) -> np.ndarray:
-    """A PNG/JPEG/... file as an RGB uint8 array, upright as the phone showed it (EXIF
-    orientation applied), transparent pixels as white paper."""
+def read_image(path: Path | BinaryIO, name: str | None = None) -> np.ndarray:
+    """A PNG/JPEG/... file (or an open one, named `name` in messages) as an RGB uint8 array,
+    upright as the phone showed it (EXIF orientation applied), transparent pixels as white
+    paper."""
+    source = str(path) if name is None else name
     try:
         with warnings.catch_warnings():
             # past Pillow's pixel limit it only warns, up to twice it; either is refused here
@@ -65,14 +68,16 @@ def read_image(path: Path) -> np.ndarray:
             with Image.open(path) as image:
                 image.load()
     except FileNotFoundError:
-        raise UserError(f"{path}: no such image") from None
+        raise UserError(f"{source}: no such image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserError(
-            f"{path}: too large: at most {Image.MAX_IMAGE_PIXELS:,} pixels are read (a phone's "
+            f"{source}: too large: at most {Image.MAX_IMAGE_PIXELS:,} pixels are read (a phone's "
             "photo has about 12,000,000); scale it down"
         ) from None
-    except (UnidentifiedImageError, OSError) as error:
-        raise UserError(f"{path}: cannot read the image ({error})") from None
+    except UnidentifiedImageError:
+        raise UserError(f"{source}: cannot read the image (not an image file)") from None
+    except OSError as error:
+        raise UserError(f"{source}: cannot read the image ({error})") from None
     image = ImageOps.exif_transpose(image)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         background = Image.new("RGBA", image.size, "white")
