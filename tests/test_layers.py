@@ -21,7 +21,7 @@ LAYERS = [
         | {"kernel", "kernel_script", "kaggle_run"}  # a whole run in a Kaggle kernel
         | {"explore"},  # what the page shows
     ),
-    ("the faces", {"cli", "serve"}),
+    ("the faces", {"cli", "cli_shared", "cli_look", "serve"}),
 ]
 LAYER_OF = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}
 

@@ -5,15 +5,11 @@ permission, a read-only or full file system, a file where a folder should be) be
 line on stderr and exit code 2.
 """
 
-import contextlib
-import errno
 import inspect
 import os
-import shutil
 import signal
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +18,16 @@ import typer
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter
 
 from kaggle_digits.backend import import_keras
-from kaggle_digits.competition import Competition, load_competition
+from kaggle_digits.cli_look import predict_command, serve_command
+from kaggle_digits.cli_shared import (
+    RunsDir,
+    Settings,
+    SubmissionsDir,
+    Terminal,
+    Track,
+    echo,
+    user_errors,
+)
 from kaggle_digits.errors import UserError
 from kaggle_digits.kaggle_kernels import DEFAULT_ACCELERATOR
 
@@ -33,66 +38,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-# the folders every command that reads or writes runs and submissions takes
-RunsDir = Annotated[Path | None, typer.Option(help="The run folders. Default: runs/<slug>/.")]
-SubmissionsDir = Annotated[
-    Path | None,
-    typer.Option(help="The submission files and ledger.csv. Default: submissions/<slug>/."),
-]
-# MLflow tracking, for the commands that make or score a run
-Track = Annotated[
-    bool,
-    typer.Option(
-        "--track/--no-track",
-        envvar="KAGGLE_DIGITS_TRACK",
-        help="Log to MLflow (its default store, ./mlflow.db; `mlflow ui` shows it). Needs "
-        "pip install 'kaggle-digits[mlflow]'. Also KAGGLE_DIGITS_TRACK=1.",
-    ),
-]
-
-
-class Settings:
-    """The global options, shared by every command through the Typer context."""
-
-    def __init__(self, competition_spec: str | None, data_dir: Path) -> None:
-        self.competition_spec = competition_spec
-        self.data_dir = data_dir
-
-    @property
-    def competition(self) -> Competition:
-        return load_competition(self.competition_spec)
-
-    def runs_dir(self, given: Path | None) -> Path:
-        """runs/<slug>/ unless a folder is given: each competition's runs kept apart."""
-        return given if given is not None else Path("runs") / self.competition.slug
-
-    def submissions_dir(self, given: Path | None) -> Path:
-        return given if given is not None else Path("submissions") / self.competition.slug
-
-
-# what the file system answers about a path the user gave: theirs to mend, not a bug
-FILE_SYSTEM_REFUSALS = {
-    errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
-    errno.EEXIST,
-}  # fmt: skip
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    try:
-        yield
-    except UserError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=2) from None
-    except OSError as error:
-        if error.errno not in FILE_SYSTEM_REFUSALS or error.filename is None:
-            raise
-        why = error.strerror.lower()
-        if error.errno == errno.EEXIST:  # a folder the user named is a file
-            why = "is a file, not a folder"
-        typer.echo(f"error: {error.filename}: {why}", err=True)
-        raise typer.Exit(code=2) from None
 
 
 @app.callback()
@@ -451,121 +396,8 @@ def runs(
     echo(runs_table(listed))
 
 
-@app.command("predict")
-def predict_command(
-    ctx: typer.Context,
-    images: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Photos or images of digits (PNG, JPEG, ...), or folders of them."),
-    ] = None,
-    run: Annotated[
-        str | None, typer.Option(help="Run folder or name in runs/. Default: newest complete.")
-    ] = None,
-    csv: Annotated[
-        Path | None, typer.Option(help="Predict every row of a CSV in test.csv's format.")
-    ] = None,
-    show: Annotated[
-        bool,
-        typer.Option(
-            help="Save a figure: each photo, the digit the models saw, the probabilities."
-        ),
-    ] = False,
-    figure: Annotated[Path, typer.Option(help="Where --show saves.")] = Path("predictions.png"),
-    runs_dir: RunsDir = None,
-) -> None:
-    """Predict photos of handwritten digits (or a test-format CSV) with a run's ensemble.
-
-    Examples: kaggle-digits predict my_seven.jpg --show; kaggle-digits predict photos/;
-    kaggle-digits predict --csv data/digit-recognizer/test.csv > predictions.txt
-    """
-    import_keras()
-    from kaggle_digits.predict import describe, predict, save_figure
-
-    with user_errors():
-        competition = ctx.obj.competition
-        predictions = predict(competition, ctx.obj.runs_dir(runs_dir), run, images or [], csv)
-        for prediction in predictions:
-            typer.echo(describe(prediction, competition.classes))
-        if show:
-            typer.echo(f"saved {save_figure(predictions, competition.classes, figure)}")
-
-
-@app.command("serve")
-def serve_command(
-    ctx: typer.Context,
-    run: Annotated[
-        str | None, typer.Option(help="The run the page opens with. Default: newest complete.")
-    ] = None,
-    port: Annotated[int, typer.Option(min=0, max=65535, help="The port to listen on.")] = 8000,
-    host: Annotated[
-        str,
-        typer.Option(
-            help="The address to listen on: 127.0.0.1, this machine only; 0.0.0.0 shares the "
-            "page with your network, on purpose."
-        ),
-    ] = "127.0.0.1",
-    open_browser: Annotated[
-        bool, typer.Option("--open/--no-open", help="Open the page in a browser.")
-    ] = True,
-    runs_dir: RunsDir = None,
-    submissions_dir: SubmissionsDir = None,
-) -> None:
-    """A local web page: draw a digit or drop a photo and watch a run's ensemble call it;
-    the runs side by side, with their figures; each run's out-of-fold mistakes by class.
-    Needs pip install 'kaggle-digits[serve]'.
-
-    Examples: kaggle-digits serve; kaggle-digits serve --run 20261203-062238-quick --no-open;
-    kaggle-digits serve --host 0.0.0.0 --port 8080
-    """
-    import webbrowser
-    from importlib.util import find_spec
-
-    with user_errors():
-        if find_spec("starlette") is None or find_spec("uvicorn") is None:
-            raise UserError("serve needs Starlette and uvicorn: pip install 'kaggle-digits[serve]'")
-        import_keras()
-        from kaggle_digits.serve import Explorer, serve
-
-        settings = ctx.obj
-        explorer = Explorer(
-            settings.competition,
-            settings.data_dir,
-            settings.runs_dir(runs_dir),
-            settings.submissions_dir(submissions_dir),
-        )
-        if run is not None:
-            explorer.run_dir(run)  # a complete run, or one line why not
-
-        def started(address: str) -> None:
-            typer.echo(f"serving {explorer.runs_dir} at {address}  (Ctrl-C stops)")
-            if open_browser:
-                webbrowser.open(address)
-
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the way to stop it
-            serve(explorer, run, host, port, started)
-
-
-def echo(line: str) -> None:
-    typer.echo(line)
-
-
-class Terminal:
-    """Log lines, and on a terminal (not a log file) one status line redrawn in place."""
-
-    def __init__(self) -> None:
-        self.live = sys.stdout.isatty()
-        self.showing = False
-
-    def status(self, text: str) -> None:
-        width = shutil.get_terminal_size().columns - 1
-        typer.echo("\r\033[K" + text[:width], nl=False)
-        self.showing = True
-
-    def log(self, line: str) -> None:
-        if self.showing:
-            typer.echo("\r\033[K", nl=False)
-            self.showing = False
-        typer.echo(line)
+app.command("predict")(predict_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:
