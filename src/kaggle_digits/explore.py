@@ -19,7 +19,7 @@ from kaggle_digits.errors import UserError
 from kaggle_digits.files import read_json
 from kaggle_digits.photo import find_digit
 from kaggle_digits.predict import ink_to_frame, load_model, read_image
-from kaggle_digits.run_folder import RUN_COMPLETE, SETTLED, pair_dir
+from kaggle_digits.run_folder import REQUEST, RUN_COMPLETE, SETTLED, pair_dir, read_object
 
 FIGURES = ("learning_curves.png", "confusion_matrix.png", "mistakes.png")
 
@@ -213,8 +213,9 @@ def compare(first: RunErrors, second: RunErrors) -> dict:
 def run_overview(run_dir: Path) -> dict:
     """A run's options, scores and figures, for its page."""
     run_dir = Path(run_dir)
+    saved = run_dir / SETTLED if (run_dir / SETTLED).is_file() else run_dir / REQUEST
     return {
-        "config": read_json(run_dir / SETTLED),
-        "metrics": read_json(run_dir / RUN_COMPLETE) if (run_dir / RUN_COMPLETE).exists() else {},
+        "config": read_object(saved),  # a run not yet settled: its options as asked
+        "metrics": read_object(run_dir / RUN_COMPLETE),
         "figures": [name for name in FIGURES if (run_dir / name).is_file()],
     }

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
@@ -96,8 +97,9 @@ class TooLarge(ValueError):
 class Batcher:
     """Predictions asked for at about the same time, made in one call of each model."""
 
-    def __init__(self, predict: Callable[[str, np.ndarray], tuple]) -> None:
-        self.predict = predict  # (run, images) -> (probs, member_probs)
+    def __init__(self, predict: Callable[[str, np.ndarray], tuple], thread: Executor) -> None:
+        self.predict = predict  # (run, images) -> (probs, member_probs), in `thread`
+        self.thread = thread
         self.waiting: list[tuple[str, np.ndarray, asyncio.Future]] = []
         self.lock = asyncio.Lock()
 
@@ -116,7 +118,10 @@ class Batcher:
             mine = [item for item in batch if item[0] == run]
             images = np.stack([image for _, image, _ in mine])
             try:
-                probs, member_probs = await asyncio.to_thread(self.predict, run, images)
+                loop = asyncio.get_running_loop()
+                probs, member_probs = await loop.run_in_executor(
+                    self.thread, self.predict, run, images
+                )
             except Exception as error:  # each waiting request answers with it
                 for *_, future in mine:
                     future.set_exception(error)
@@ -137,14 +142,7 @@ def create_app(explorer: Explorer, default_run: str | None = None):
     from kaggle_digits import explore
 
     models_thread = ThreadPoolExecutor(1, thread_name_prefix="models")
-
-    def predict_in_models_thread(run: str, images: np.ndarray):
-        def predict():
-            return explorer.ensemble(run).predict(images)
-
-        return models_thread.submit(predict).result()
-
-    batcher = Batcher(predict_in_models_thread)
+    batcher = Batcher(lambda run, images: explorer.ensemble(run).predict(images), models_thread)
 
     def answers(handler):
         """A handler whose user errors are JSON `{"error": ...}` with a 4xx status."""
