@@ -393,7 +393,7 @@ def provenance(data_fingerprint: str) -> dict:
         kernels["tf_onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     return {
         "data_fingerprint": data_fingerprint,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "keras_backend": backend,
         **kernels,
         "python": platform.python_version(),
@@ -401,7 +401,8 @@ def provenance(data_fingerprint: str) -> dict:
     }
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
+    """This checkout's commit (-dirty with uncommitted changes); None outside a git checkout."""
     source = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(

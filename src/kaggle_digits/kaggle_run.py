@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kaggle_digits import kaggle_kernels
 from kaggle_digits.competition import Competition
-from kaggle_digits.config import CVConfig, validate
+from kaggle_digits.config import CVConfig, git_commit, validate
 from kaggle_digits.cv import check_fits_the_data, removed_if_refused, start_run
 from kaggle_digits.data import load_dataset
 from kaggle_digits.errors import UserError
@@ -90,7 +90,7 @@ def run_on_kaggle(
             "accelerator": accelerator,
             "competition": competition.slug,
             "spec": Path(spec_path).read_text(),
-            "git_commit": _local_commit(),
+            "git_commit": git_commit(),  # the kernel has no checkout
             "versions": [],
         }
         push_version(run_dir, record, earlier=False, log=waiting.log)
@@ -165,12 +165,6 @@ def push_version(run_dir: Path, record: dict, earlier: bool, log: Log) -> None:
     write_json(run_dir / KERNEL, record)
     on = record["accelerator"] or "no GPU"
     log(f"pushed {kernel.ref} version {kernel.version} ({on}, private, internet off): {kernel.url}")
-
-
-def _local_commit() -> str | None:
-    from kaggle_digits.config import _git_commit
-
-    return _git_commit()
 
 
 # --- waiting ---------------------------------------------------------------------------
