@@ -380,12 +380,7 @@ def provenance(data_fingerprint: str) -> dict:
 
     packages = ["kaggle-digits", "keras", "tensorflow", "jax", "jaxlib", "torch", "numpy"]
     packages += ["scikit-learn", "pandas"]
-    versions = {}
-    for package in packages:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
+    versions = {package: package_version(package) for package in packages}
     backend = backend_name()
     kernels = {}
     if backend == "tensorflow":
@@ -399,6 +394,14 @@ def provenance(data_fingerprint: str) -> dict:
         "python": platform.python_version(),
         "packages": versions,
     }
+
+
+def package_version(package: str) -> str | None:
+    """An installed package's version; None where it is not installed."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def git_commit() -> str | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from sklearn.metrics import confusion_matrix
 
 from kaggle_digits.competition import Competition
 from kaggle_digits.config import CVConfig
@@ -147,11 +148,9 @@ class RunErrors:
         return self.oof_probs.argmax(axis=1)
 
     def confusion(self) -> list[list[int]]:
-        """counts[true][predicted]"""
-        classes = self.oof_probs.shape[1]
-        counts = np.zeros((classes, classes), dtype=int)
-        np.add.at(counts, (self.labels, self.predicted), 1)
-        return counts.tolist()
+        """counts[true][predicted], as cv.finish_run plots it"""
+        classes = range(self.oof_probs.shape[1])
+        return confusion_matrix(self.labels, self.predicted, labels=classes).tolist()
 
     def fold_accuracies(self) -> list[float]:
         right = self.predicted == self.labels

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kaggle_digits.backend import gpu_names, import_keras
 from kaggle_digits.competition import Competition, load_competition
-from kaggle_digits.config import CVConfig
+from kaggle_digits.config import CVConfig, package_version
 from kaggle_digits.errors import UserError
 from kaggle_digits.files import write_json
 from kaggle_digits.run_folder import LOCK, REQUEST
@@ -133,18 +133,10 @@ def take_earlier_pairs(request: dict, inputs: Path, run_dir: Path) -> None:
 
 
 def save_environment(run_dir: Path, keras_version: str) -> None:
-    from importlib import metadata
-
-    def version(package: str) -> str | None:
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return None
-
     environment = {
         "gpus": gpu_names(),
         "keras": keras_version,
-        "tensorflow": version("tensorflow"),
+        "tensorflow": package_version("tensorflow"),
         "python": sys.version.split()[0],
         "docker_image": os.environ.get("KAGGLE_DOCKER_IMAGE"),
     }

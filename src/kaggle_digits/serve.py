@@ -13,6 +13,7 @@ import contextlib
 import functools
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -41,20 +42,7 @@ class Explorer:
         from kaggle_digits.runs import list_runs
 
         rows = list_runs(self.runs_dir, self.submissions_dir)
-        return [
-            {
-                "run": row.run_id,
-                "kind": row.kind,
-                "members": row.members,
-                "epochs": row.epochs,
-                "oof_accuracy": row.oof_accuracy,
-                "wall_minutes": row.wall_minutes,
-                "best_public_score": row.best_public_score,
-                "complete": row.complete,
-                "state": row.state,
-            }
-            for row in rows
-        ]
+        return [{"run": row.run_id} | asdict(row, dict_factory=json_fields) for row in rows]
 
     def run_dir(self, name: str, complete: bool = True) -> Path:
         """A run folder by its name, looked up among the run folders only."""
@@ -86,12 +74,22 @@ class Explorer:
         return self._ensembles[name]
 
 
+def json_fields(fields: list[tuple]) -> dict:
+    """A RunRow's fields as the page reads them: its folder's path left out."""
+    return {name: value for name, value in fields if name not in ("run_id", "path")}
+
+
 class NoSuchRun(UserError, LookupError):
     """A run name that is no run folder's: 404 for the page, one line for the command."""
 
 
 class TooLarge(ValueError):
     """An upload past MAX_UPLOAD_BYTES."""
+
+
+def refuse_too_large(size: int) -> None:
+    if size > MAX_UPLOAD_BYTES:
+        raise TooLarge(f"the file is too large: at most {MAX_UPLOAD_BYTES >> 20} MB")
 
 
 class Batcher:
@@ -197,12 +195,9 @@ def create_app(explorer: Explorer, default_run: str | None = None):
     async def predict(request):
         run_name = request.query_params.get("run", "")
         explorer.run_dir(run_name)  # a complete, undamaged run, or why not
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > MAX_UPLOAD_BYTES:
-            raise TooLarge(f"the file is too large: at most {MAX_UPLOAD_BYTES >> 20} MB")
+        refuse_too_large(int(request.headers.get("content-length") or 0))  # before reading
         content = await request.body()
-        if len(content) > MAX_UPLOAD_BYTES:
-            raise TooLarge(f"the file is too large: at most {MAX_UPLOAD_BYTES >> 20} MB")
+        refuse_too_large(len(content))
         name = request.query_params.get("name") or "upload"
         drawing = request.query_params.get("kind") == "drawing"  # the page's canvas
         prepared = explore.prepare_upload(content, name, explorer.competition, drawing)
