@@ -6,6 +6,7 @@ read-only under /kaggle/input/competitions/<slug>/, in /kaggle/working."""
 import io
 import json
 import threading
+import time
 import zipfile
 
 import numpy as np
@@ -211,14 +212,19 @@ def test_a_refused_push_is_one_line_and_leaves_no_run(kaggle, refusal, message):
 
 
 def finish_later(kaggle, status: str, seconds: float = 0.3) -> None:
-    """The latest kernel version ends in `status` a moment after it is pushed, without
+    """The kernel version pushed next ends in `status` a moment after its push, without
     having run anything (the stand-in runs no script here)."""
 
     def end() -> None:
+        deadline = time.monotonic() + 120
+        while not kaggle.kernels.versions:  # the push may come later than the timer
+            assert time.monotonic() < deadline, "nothing was pushed"
+            time.sleep(0.05)
+        time.sleep(seconds)
         (ref,) = kaggle.kernels.versions
         kaggle.kernels.versions[ref][-1].status = status
 
-    threading.Timer(seconds, end).start()
+    threading.Thread(target=end, daemon=True).start()
 
 
 def test_a_cancelled_kernel_is_one_line_and_its_run_kept(kaggle):
