@@ -16,7 +16,7 @@ TEST_WORKERS ?= 2
 # disk); `make install TORCH=torch` takes whichever build pip finds for this machine
 TORCH ?= torch==2.13.0
 
-.PHONY: browser screenshots install download info cv submit submissions test lint format bench holdout frontier workers steps photos gpu gpu-wheels install-backends test-backends clean
+.PHONY: browser screenshots install download info cv submit submissions test lint format bench holdout frontier priors workers steps photos gpu gpu-wheels install-backends test-backends clean
 
 install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools, Ray, MLflow and the page's server
 
@@ -74,6 +74,14 @@ bench: $(INSTALLED)  ## load + cv timings on the full data: make bench PRESET=qu
 
 holdout: $(INSTALLED)  ## OOF vs accuracy on withheld labelled rows (a stand-in leaderboard)
 	$(BIN)/python benchmarks/holdout.py --data $(BENCH_DATA) --preset $(PRESET) $(if $(FOLDS),--folds $(FOLDS))
+
+# the quick preset unless PRESET is given: make priors PRESET=default takes two hours
+PRIORS_PRESET = $(if $(filter command line,$(origin PRESET)),$(PRESET),quick)
+
+priors: $(INSTALLED)  ## a clothing competition (Debian's dataset-fashion-mnist): the quick preset with its spec's priors, then with the digits'
+	test -f data/fashion-mnist/train.csv || $(BIN)/python benchmarks/priors.py build
+	$(BIN)/python benchmarks/priors.py run --preset $(PRIORS_PRESET) --priors spec --json reports/priors.jsonl
+	$(BIN)/python benchmarks/priors.py run --preset $(PRIORS_PRESET) --priors digits --json reports/priors.jsonl
 
 frontier: $(INSTALLED)  ## accuracy against minutes: budgets of 5, 10, 30, 60 min (BUDGETS=60: one) -> reports/frontier.png
 	$(BIN)/python benchmarks/frontier.py --data $(BENCH_DATA) --preset $(PRESET) $(if $(FOLDS),--folds $(FOLDS)) $(if $(BUDGETS),--budgets $(BUDGETS))

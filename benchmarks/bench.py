@@ -41,10 +41,10 @@ def main() -> None:
         print(f"load  cold {cold:.2f} s (parse + validate + cache)   warm {warm:.3f} s (cache)")
         if args.load_only:
             return
-        from kaggle_digits.config import preset_config
         from kaggle_digits.cv import run_cv
+        from kaggle_digits.presets import preset_config
 
-        config = preset_config(args.preset, **preset_options(args))
+        config = preset_config(args.preset, competition.priors, **preset_options(args))
         started = time.perf_counter()
         result = run_cv(
             config, competition, data_root, args.runs_dir, keep_folds=args.folds is not None

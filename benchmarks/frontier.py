@@ -34,13 +34,16 @@ def main() -> None:
     args = parser.parse_args()
     check_data(args.data)
 
-    from kaggle_digits.config import preset_config
+    from kaggle_digits.competition import load_competition
     from kaggle_digits.files import atomic_path
     from kaggle_digits.plots import frontier_figure
+    from kaggle_digits.presets import preset_config
 
     points = []
     for budget in [float(value) for value in args.budgets.split(",")]:
-        config = preset_config(args.preset, **preset_options(args), budget_minutes=budget)
+        config = preset_config(
+            args.preset, load_competition().priors, **preset_options(args), budget_minutes=budget
+        )
         score = holdout_run(args.data, config, args.runs_dir, keep_folds=args.folds is not None)
         points.append({"budget": budget, "epochs": score["epochs"], **score})
         print(

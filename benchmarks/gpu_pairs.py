@@ -24,8 +24,9 @@ import numpy as np
 from common import random_training_data
 
 from kaggle_digits.backend import backend_name, cpu_count, thread_limit
-from kaggle_digits.config import PRESETS
+from kaggle_digits.competition import load_competition
 from kaggle_digits.pairs import time_steps
+from kaggle_digits.presets import preset_config
 
 
 class GpuSampler:
@@ -117,7 +118,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200_000, help="images timed per pair")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    preset = PRESETS[args.preset]
+    # the Digit Recognizer's priors (deskewing, views), as a run of the preset takes them
+    preset = preset_config(args.preset, load_competition().priors)
     config = replace(preset, precision=args.precision)
     architecture = preset.members[0]
     print(f"backend {backend_name()}, {architecture}, batch {config.batch_size}", flush=True)

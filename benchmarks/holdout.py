@@ -112,12 +112,9 @@ def main() -> None:
     args = parser.parse_args()
     check_data(args.data)
 
-    from kaggle_digits.config import preset_config
+    from kaggle_digits.presets import preset_config
 
-    config = preset_config(
-        args.preset,
-        **preset_options(args),
-    )
+    config = preset_config(args.preset, load_competition().priors, **preset_options(args))
     score = holdout_run(
         args.data,
         config,

@@ -72,10 +72,10 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/holdout"))
     args = parser.parse_args()
     check_data(args.data)
-    from kaggle_digits.config import preset_config
     from kaggle_digits.cv import run_cv
     from kaggle_digits.data import load_dataset
     from kaggle_digits.predict import ensemble_probs
+    from kaggle_digits.presets import preset_config
 
     competition = load_competition()
     with tempfile.TemporaryDirectory() as scratch:
@@ -85,9 +85,8 @@ def main() -> None:
             competition, scratch / "full", scratch, 0.2, 2024
         )
         withheld = load_dataset(holdout, scratch).test_images
-        run_dir = (
-            args.run or run_cv(preset_config("quick"), holdout, scratch, args.runs_dir).run_dir
-        )
+        quick = preset_config("quick", holdout.priors)
+        run_dir = args.run or run_cv(quick, holdout, scratch, args.runs_dir).run_dir
     print(f"run {run_dir}; withheld digits the run never trained on: {len(withheld)}")
     print(f"{'kind':10s} {'photos':>6s} {'before':>8s} {'now':>8s} {'s/photo now':>12s}")
     for index, kind in enumerate((*EASY_KINDS, *KINDS)):

@@ -78,15 +78,19 @@ def time_steps(nets: list[tuple[str, int]], precision: str) -> dict[str, float]:
     timed as a budget's trial times it, on random images."""
     import numpy as np
 
-    from kaggle_digits.config import preset_config
+    from kaggle_digits.competition import load_competition
     from kaggle_digits.pairs import TrainingData, time_steps
+    from kaggle_digits.presets import preset_config
 
     images = np.random.default_rng(0).integers(0, 256, (2048, 28, 28, 1), dtype=np.uint8)
     labels = np.arange(len(images)) % 10
     data = TrainingData(images, labels, images, np.zeros(len(images), int), 10)
     timings = {}
+    priors = load_competition().priors  # the digits' deskewing, as their runs train
     for name, batch in nets:
-        config = preset_config("default", members=(name,), batch_size=batch, precision=precision)
+        config = preset_config(
+            "default", priors, members=(name,), batch_size=batch, precision=precision
+        )
         timing = time_steps(data, config, name)
         timings[f"{name}:{batch}"] = round(timing.step_seconds * 1000, 1)
     return timings

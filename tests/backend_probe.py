@@ -78,8 +78,8 @@ def main() -> None:
 
     model = deskewed(build_model("lc-cnn", (28, 28, 1), 10))
     set_fixed_weights(model)
-    for views in ("shifts", "rotations"):
-        config = CVConfig(tta=4, tta_views=views)
+    for views in ("shifts", "rotations", "flips+shifts"):
+        config = CVConfig(tta=4, tta_views=views, flip_horizontal=True)
         out[f"tta_{views}"] = predict_probs(model, images, config)
     out["no_tta"] = predict_probs(model, images, CVConfig())
 

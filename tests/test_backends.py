@@ -131,10 +131,11 @@ def test_locally_connected_layer_computes_alike_on_backend(probes, backend):
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_test_time_views_predict_alike_on_backend(probes, backend):
     reference, other = probes[REFERENCE], probes[backend]
-    for views in ("tta_shifts", "tta_rotations", "no_tta"):
+    for views in ("tta_shifts", "tta_rotations", "tta_flips+shifts", "no_tta"):
         np.testing.assert_allclose(other[views], reference[views], atol=PREDICT_TOLERANCE)
     # the views change the predictions by far more than the backends differ
-    assert np.abs(reference["tta_rotations"] - reference["no_tta"]).max() > 100 * PREDICT_TOLERANCE
+    for views in ("tta_rotations", "tta_flips+shifts"):
+        assert np.abs(reference[views] - reference["no_tta"]).max() > 100 * PREDICT_TOLERANCE
 
 
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)

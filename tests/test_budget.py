@@ -21,7 +21,8 @@ from kaggle_digits.budget import (
     short_budget_recipe,
     training_seconds,
 )
-from kaggle_digits.config import CVConfig, preset_config, rerun_command
+from kaggle_digits.competition import load_competition
+from kaggle_digits.config import CVConfig
 from kaggle_digits.cv import all_pairs
 from kaggle_digits.errors import UserError
 from kaggle_digits.pairs import (
@@ -31,6 +32,7 @@ from kaggle_digits.pairs import (
     TrainingData,
     learning_curve_rows,
 )
+from kaggle_digits.presets import preset_config, rerun_command
 from kaggle_digits.progress import Progress
 from kaggle_digits.schedule import job_speed, makespan, shortest_run_workers
 from kaggle_digits.trials import fit_budget
@@ -157,9 +159,16 @@ def test_a_budget_too_small_for_one_epoch_is_refused():
 
 
 def test_the_short_budget_recipe_is_the_quick_one_with_the_users_options():
-    config = preset_config("default", budget_minutes=10, folds=3, seed=7, label_smoothing=0.1)
-    recipe = short_budget_recipe(config)
-    quick = preset_config("quick")
+    priors = load_competition().priors
+    config = preset_config(
+        "default", priors, budget_minutes=10, folds=3, seed=7, label_smoothing=0.1
+    )
+    recipe = short_budget_recipe(config, priors)
+    quick = preset_config("quick", priors)
+    # the spec's priors for the quick preset: its own views, as before the spec held them
+    assert (recipe.tta_views, recipe.deskew, config.tta_views) == ("shifts", True, "rotations")
+    assert recipe.chosen_by["label_smoothing"] == "option"
+    assert short_budget_recipe(replace(config, tta_views="shifts"), None).tta_views == "shifts"
     assert (recipe.preset, recipe.members, recipe.batch_size, recipe.learning_rate) == (
         "quick",
         quick.members,
@@ -378,14 +387,15 @@ def test_epochs_replace_a_presets_budget_and_not_both():
 
 
 def test_rerun_command_names_the_chosen_epochs_and_members():
-    config = preset_config("default", budget_minutes=10)
+    config = preset_config("default", load_competition().priors, budget_minutes=10)
     chosen = CVConfig(**{**config.__dict__, "epochs": 13, "members": ("fast-cnn",), "workers": 2})
     command = rerun_command(chosen)
     assert command.startswith("kaggle-digits cv --preset default ")
     assert "--epochs 13" in command and "--members fast-cnn" in command
     assert "--workers 2" in command and "budget" not in command
-    assert "deskew" not in command  # the preset's own
-    assert "--no-deskew" in rerun_command(replace(chosen, deskew=False))
+    assert "deskew" not in command and "tta-views" not in command  # the spec's own
+    undeskewed = replace(chosen, deskew=False, chosen_by={**chosen.chosen_by, "deskew": "option"})
+    assert "--no-deskew" in rerun_command(undeskewed)
     assert "select-hard" not in command  # the preset's own too
     assert "--select-hard 0 " in rerun_command(replace(chosen, select_hard=0.0)) + " "
 

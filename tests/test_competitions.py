@@ -13,6 +13,7 @@ from kaggle_stub import StubKaggle
 from synthetic import kannada_frames, kannada_spec, write_competition, zip_frames
 
 from kaggle_digits.competition import load_competition
+from kaggle_digits.presets import preset_config
 
 SLUG = "kannada-like"
 TRAIN_ROWS, TEST_ROWS = 200, 40
@@ -133,3 +134,96 @@ def test_a_wrong_spec_is_one_line_naming_the_field(tmp_path, pattern, replacemen
     assert count == 1, pattern
     spec.write_text(text)
     assert_user_error(run_cli("--competition", spec, "info"), str(spec), *fragments)
+
+
+# --- the images' priors: the spec's [augment] -------------------------------------------
+
+PRIORS = "\n[augment]\n{fields}\n"
+
+
+def spec_with_priors(tmp_path, fields: str) -> Path:
+    """The Kannada spec with its [augment] section replaced by `fields`."""
+    spec = kannada_spec(tmp_path, SLUG, 10, 5)
+    text = spec.read_text()
+    spec.write_text(text[: text.index("\n[augment]")] + PRIORS.format(fields=fields))
+    return spec
+
+
+def test_a_spec_without_priors_takes_defaults_safe_for_any_image(tmp_path):
+    spec = spec_with_priors(tmp_path, "")
+    config = preset_config("default", load_competition(spec).priors)
+    assert (config.deskew, config.flip_horizontal, config.flip_vertical) == (False,) * 3
+    assert config.tta_views == "shifts" and config.chosen_by["deskew"] == "spec default"
+
+
+def test_the_spec_sets_the_priors_and_a_presets_own_table_overrides_them(tmp_path):
+    fields = 'deskew = true\nflip_horizontal = true\nviews = "flips+shifts"\nrotation = 0\n'
+    spec = spec_with_priors(tmp_path, fields + '[augment.quick]\nviews = "flips"\n')
+    priors = load_competition(spec).priors
+    default, quick = preset_config("default", priors), preset_config("quick", priors)
+    assert (default.deskew, default.flip_horizontal, default.rotation_degrees) == (True, True, 0)
+    assert (default.tta_views, quick.tta_views) == ("flips+shifts", "flips")
+    assert quick.tta == 1  # the preset's 4 views, but a single flip is all there is
+    assert default.chosen_by["rotation_degrees"] == "spec"
+    assert default.chosen_by["zoom"] == "spec default"
+    assert default.chosen_by["tta"] == "preset"
+
+
+def test_options_override_the_spec_and_say_so(tmp_path):
+    spec = spec_with_priors(tmp_path, 'deskew = true\nflip_horizontal = true\nviews = "flips"')
+    priors = load_competition(spec).priors
+    config = preset_config("quick", priors, deskew=False, tta=1, tta_views="shifts")
+    assert (config.deskew, config.tta_views, config.flip_horizontal) == (False, "shifts", True)
+    assert config.chosen_by["deskew"] == config.chosen_by["tta_views"] == "option"
+    assert config.chosen_by["flip_horizontal"] == "spec"
+
+
+@pytest.mark.parametrize(
+    "fields, fragments",
+    [
+        ("flip = true", ["unknown field 'augment.flip'", "flip_horizontal"]),
+        ('views = "flips"', ["'augment.views'", "the training flips none", "flip_horizontal"]),
+        ('views = "shifts+turns"', ["'augment.views'", "flips, shifts, rotations"]),
+        ('deskew = "yes"', ["'augment.deskew'", "true or false"]),
+        ("zoom = 2.0", ["'augment.zoom'", "from 0 to 0.9"]),
+        ('[augment.quick]\nviews = "flips"', ["'augment.quick.views'", "flips none"]),
+    ],
+)
+def test_a_wrong_prior_is_one_line_naming_the_field(tmp_path, fields, fragments):
+    spec = spec_with_priors(tmp_path, fields)
+    assert_user_error(run_cli("--competition", spec, "info"), str(spec), *fragments)
+
+
+def test_a_table_for_an_unknown_preset_is_named(tmp_path):
+    spec = spec_with_priors(tmp_path, '[augment.fastest]\nviews = "rotations"')
+    assert_user_error(run_cli("--competition", spec, "info"), "'augment.fastest'", "no preset")
+
+
+def test_the_digit_recognizer_spec_states_the_presets_earlier_choices():
+    """Its runs are unchanged: the presets' digit choices, now the spec's."""
+    priors = load_competition("digit-recognizer").priors
+    earlier = {"quick": "shifts", "default": "rotations", "gpu": "rotations"}
+    for preset, views in earlier.items():
+        config = preset_config(preset, priors)
+        assert (config.deskew, config.tta_views, config.tta) == (True, views, 4)
+        assert (config.rotation_degrees, config.zoom, config.shift) == (10, 0.1, 0.1)
+        assert not (config.flip_horizontal or config.flip_vertical)
+    assert load_competition("kannada-mnist").priors.for_preset("quick") == priors.for_preset(
+        "quick"
+    )
+
+
+def test_info_prints_the_priors_a_run_would_take(tmp_path):
+    spec = spec_with_priors(tmp_path, 'flip_horizontal = true\nviews = "flips+shifts"')
+    result = run_cli("--competition", spec, "info", "--preset", "quick")
+    lines = result.output.splitlines()
+    assert lines[0].startswith("priors") and "quick preset" in lines[0]
+    assert any(line.split()[:2] == ["flips", "horizontal"] for line in lines)
+    assert any(line.split()[:5] == ["views", "4", "of", "25:", "flips+shifts"] for line in lines)
+
+
+def test_cv_help_says_the_spec_sets_the_priors():
+    text = " ".join(run_cli("cv", "--help").output.split())
+    assert "the competition's spec sets the images' priors" in text
+    for flag in ("--flip-horizontal", "--rotation", "--zoom", "--shift", "--tta-views"):
+        assert flag in text

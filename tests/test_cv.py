@@ -6,9 +6,10 @@ import pytest
 from helpers import TINY, assert_user_error, cv_cli, run_tiny, small_dataset
 
 from kaggle_digits.competition import load_competition
-from kaggle_digits.config import CVConfig, preset_config
+from kaggle_digits.config import CVConfig
 from kaggle_digits.cv import fold_assignment, run_cv
 from kaggle_digits.errors import UserError
+from kaggle_digits.presets import preset_config
 from kaggle_digits.run_folder import find_run, pair_dir
 
 
@@ -214,14 +215,14 @@ def test_cli_rejects_bad_options(small, tmp_path):
     assert_user_error(cv_cli(small, tmp_path, "--folds", "1"), "--folds must be at least 2")
     for option in ("--epochs", "--select-hard", "--budget", "--ema", "--label-smoothing"):
         assert_user_error(cv_cli(small, tmp_path, option, "inf"), f"{option} must be a finite")
-    # the default preset's views turn the image: 6 of them, where there are 12 shifts
-    assert_user_error(cv_cli(small, tmp_path, "--tta", "7"), "--tta must be between 0 and 6")
+    # a spec without priors takes shifted views: 12 of them, where there are 6 turns
+    assert_user_error(cv_cli(small, tmp_path, "--tta", "13"), "--tta must be between 0 and 12")
     assert_user_error(
-        cv_cli(small, tmp_path, "--tta-views", "shifts", "--tta", "13"),
-        "--tta must be between 0 and 12",
+        cv_cli(small, tmp_path, "--tta-views", "rotations", "--tta", "7"),
+        "--tta must be between 0 and 6",
     )
     assert_user_error(
-        cv_cli(small, tmp_path, "--tta-views", "flips"), "--tta-views must be one of shifts"
+        cv_cli(small, tmp_path, "--tta-views", "turns"), "--tta-views: 'turns' is not kinds"
     )
     assert_user_error(cv_cli(small, tmp_path, "--select-hard", "-1"), "--select-hard must be 0")
     assert_user_error(
@@ -270,3 +271,27 @@ def test_options_the_data_or_the_machine_cannot_take_are_refused_before_training
         cv_cli(small, tmp_path, "--workers", str(too_many)), f"--workers {too_many}: at most"
     )
     assert not list((tmp_path / "runs").glob("*"))  # nothing written
+
+
+def test_a_run_takes_the_specs_priors_and_records_where_each_value_came_from(small, tmp_path):
+    with small.spec_path.open("a") as spec:
+        spec.write('\n[augment]\ndeskew = true\nflip_horizontal = true\nviews = "flips"\n')
+    result = cv_cli(
+        small, tmp_path, "--members", "mlp", "--folds", "2", "--epochs", "1", "--no-deskew",
+        "--precision", "float32", "--workers", "1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = json.loads((find_run(tmp_path / "runs") / "config.json").read_text())
+    assert (saved["flip_horizontal"], saved["tta_views"], saved["tta"]) == (True, "flips", 1)
+    assert saved["deskew"] is False  # the option, over the spec's deskew = true
+    sources = saved["chosen_by"]
+    assert (sources["flip_horizontal"], sources["tta_views"]) == ("spec", "spec")
+    assert (sources["deskew"], sources["epochs"], sources["members"]) == ("option",) * 3
+    assert (sources["zoom"], sources["select_hard"]) == ("spec default", "preset")
+    sources_line = next(line for line in result.output.splitlines() if line.startswith("from "))
+    assert "spec: " in sources_line and "option: " in sources_line
+
+
+def test_flipped_views_refused_for_digits_in_one_line(small, tmp_path):
+    result = cv_cli(small, tmp_path, "--tta-views", "flips+shifts", "--epochs", "1")
+    assert_user_error(result, "--tta-views", "the training flips none", "--flip-horizontal")

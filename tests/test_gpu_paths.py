@@ -9,8 +9,9 @@ import pytest
 
 from kaggle_digits import backend, local_pairs
 from kaggle_digits.backend import GPU_PAIRS_AT_ONCE, auto_workers, worker_variables
-from kaggle_digits.config import CVConfig, preset_config, scaled_learning_rate
+from kaggle_digits.config import CVConfig
 from kaggle_digits.pairs import StepTiming
+from kaggle_digits.presets import preset_config, scaled_learning_rate
 
 
 def test_workers_on_a_gpu_get_a_share_of_its_memory_and_one_thread_flags():

@@ -9,9 +9,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "kaggle_digits"
 # from the bottom up; a module may import from its own layer and those below
 LAYERS = [
     ("base", {"__init__", "errors", "faults", "files", "schedule", "backend", "plots", "tracking"}),
-    ("the competition", {"competition", "kaggle_api", "kaggle_kernels", "data", "photo"}),
+    ("the competition", {"competition", "views", "kaggle_api", "kaggle_kernels", "data", "photo"}),
     ("architectures", {"layers", "models"}),
-    ("options", {"config"}),
+    ("options", {"config", "presets"}),
     ("one model", {"training"}),
     ("one run's files", {"run_folder", "ledger"}),
     ("executing pairs", {"pairs", "local_pairs", "ray_pairs", "budget", "trials", "progress"}),

@@ -152,8 +152,9 @@ def test_shifted_moves_the_image_and_fills_the_gap_from_its_edge():
 
 
 def test_tta_averages_the_image_and_its_first_shifted_copies():
-    from kaggle_digits.config import TTA_SHIFTS, CVConfig
+    from kaggle_digits.config import CVConfig
     from kaggle_digits.training import predict_batches, predict_probs, shifted
+    from kaggle_digits.views import TTA_SHIFTS
 
     model = build_model("mlp", (28, 28, 1), 10)  # untrained: each view gives other outputs
     images = np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
@@ -180,8 +181,9 @@ def test_rotated_turns_the_image_anticlockwise_about_its_centre():
 
 
 def test_tta_can_average_rotated_copies_in_place_of_shifted_ones():
-    from kaggle_digits.config import TTA_ROTATIONS, CVConfig
+    from kaggle_digits.config import CVConfig
     from kaggle_digits.training import predict_batches, predict_probs, rotated
+    from kaggle_digits.views import TTA_ROTATIONS
 
     model = build_model("mlp", (28, 28, 1), 10)
     images = np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
@@ -194,8 +196,9 @@ def test_tta_can_average_rotated_copies_in_place_of_shifted_ones():
 
 
 def test_tta_beyond_the_views_is_refused():
-    from kaggle_digits.config import TTA_ROTATIONS, TTA_SHIFTS, preset_config
     from kaggle_digits.errors import UserError
+    from kaggle_digits.presets import preset_config
+    from kaggle_digits.views import TTA_ROTATIONS, TTA_SHIFTS
 
     assert preset_config("quick", tta=len(TTA_SHIFTS)).tta == len(TTA_SHIFTS)
     with pytest.raises(UserError, match="--tta must be between 0 and 12"):
@@ -204,8 +207,65 @@ def test_tta_beyond_the_views_is_refused():
     assert rotations.tta == 6
     with pytest.raises(UserError, match="--tta must be between 0 and 6"):
         preset_config("quick", tta=7, tta_views="rotations")
-    with pytest.raises(UserError, match="--tta-views must be one of shifts, rotations"):
+    mirrored = preset_config("quick", tta=25, tta_views="flips+shifts", flip_horizontal=True)
+    assert len(mirrored.views) == 1 + 12 * 2
+    with pytest.raises(UserError, match="--tta-views: 'turns' is not kinds of view"):
+        preset_config("quick", tta_views="turns")
+
+
+def test_flipped_views_are_refused_where_the_training_flips_none():
+    from kaggle_digits.errors import UserError
+    from kaggle_digits.presets import preset_config
+
+    with pytest.raises(UserError, match="mirrors the test images, but the training flips none"):
         preset_config("quick", tta_views="flips")
+    assert preset_config("quick", tta=1, tta_views="flips", flip_vertical=True).tta == 1
+
+
+def test_views_come_mirrored_first_then_each_move_and_its_mirror():
+    from kaggle_digits.views import TTA_ROTATIONS, TTA_SHIFTS, views_of
+
+    horizontal, vertical, both = ("flip", "horizontal"), ("flip", "vertical"), ("flip", "both")
+    one_flip = views_of("flips+shifts", True, False)
+    first_shift = ("shift", TTA_SHIFTS[0])
+    assert one_flip[:3] == ((horizontal,), (first_shift,), (first_shift, horizontal))
+    assert views_of("flips", True, True) == ((horizontal,), (vertical,), (both,))
+    assert views_of("shifts", True, True) == tuple((("shift", s),) for s in TTA_SHIFTS)
+    mixed = views_of("shifts+rotations", False, False)
+    assert mixed[:2] == ((first_shift,), (("rotate", TTA_ROTATIONS[0]),))
+    assert len(mixed) == len(TTA_SHIFTS) + len(TTA_ROTATIONS)
+
+
+def test_tta_can_average_mirrored_copies_where_flips_are_allowed():
+    from kaggle_digits.config import CVConfig
+    from kaggle_digits.training import flipped, predict_batches, predict_probs, shifted
+
+    model = build_model("mlp", (28, 28, 1), 10)
+    images = np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
+    mirrored = images[:, :, ::-1]
+    assert flipped(images, "horizontal").tolist() == mirrored.tolist()
+    assert flipped(images, "both").tolist() == images[:, ::-1, ::-1].tolist()
+    views = [images, mirrored, shifted(images, 1, 0), flipped(shifted(images, 1, 0), "horizontal")]
+    expected = np.mean([predict_batches(model, view) for view in views], axis=0)
+    config = CVConfig(tta=3, tta_views="flips+shifts", flip_horizontal=True)
+    np.testing.assert_allclose(predict_probs(model, images, config), expected, atol=1e-6)
+
+
+def test_augmentation_flips_only_where_the_config_allows_it():
+    from kaggle_digits.config import CVConfig
+    from kaggle_digits.training import augmentation
+
+    def layer_names(config):
+        augment = augmentation(config, seed=1)
+        return [type(layer).__name__ for layer in augment.layers] if augment else None
+
+    digits = ["RandomRotation", "RandomZoom", "RandomTranslation"]
+    assert layer_names(CVConfig()) == digits
+    assert layer_names(CVConfig(flip_horizontal=True)) == ["RandomFlip", *digits]
+    both = augmentation(CVConfig(flip_horizontal=True, flip_vertical=True), seed=1)
+    assert both.layers[0].mode == "horizontal_and_vertical"
+    assert layer_names(CVConfig(rotation_degrees=0, zoom=0)) == ["RandomTranslation"]
+    assert layer_names(CVConfig(augment=False, flip_horizontal=True)) is None
 
 
 def test_keep_hardest_keeps_a_share_of_the_rows_weighted_to_the_hardest():

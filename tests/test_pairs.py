@@ -128,7 +128,8 @@ def test_the_driver_of_a_run_with_workers_never_loads_keras():
     driver stays ~0.5 GB lighter."""
     driver_work = (
         "from kaggle_digits import cv, budget, progress, plots\n"
-        "from kaggle_digits.config import preset_config, provenance\n"
+        "from kaggle_digits.config import provenance\n"
+        "from kaggle_digits.presets import preset_config\n"
         "preset_config('default', members=('strided-cnn', 'lc-cnn')); provenance('x')"
     )
     assert modules_imported(driver_work, "keras", "tensorflow") == [False, False]

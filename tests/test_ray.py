@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 from helpers import TINY, assert_user_error, cv_cli, modules_imported, training_data
 
-from kaggle_digits.config import CVConfig, preset_config
+from kaggle_digits.config import CVConfig
 from kaggle_digits.cv import make_runner
 from kaggle_digits.errors import UserError
 from kaggle_digits.local_pairs import InProcess, LocalWorkers
 from kaggle_digits.pairs import EpochReport, Pair
+from kaggle_digits.presets import preset_config
 from kaggle_digits.progress import Progress
 from kaggle_digits.ray_pairs import RayPairs, pair_resources
 

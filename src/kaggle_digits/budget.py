@@ -11,9 +11,11 @@ backend and number of workers.
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
-from kaggle_digits.config import PRESETS, CVConfig
+from kaggle_digits.competition import Priors
+from kaggle_digits.config import CVConfig
 from kaggle_digits.errors import UserError
 from kaggle_digits.pairs import StepTiming, learning_curve_rows
+from kaggle_digits.presets import PRESETS, preset_config
 from kaggle_digits.schedule import makespan
 
 # Plan to end before the budget: a shared machine's speed wanders by ±30% from one minute to
@@ -175,11 +177,12 @@ def plan_budget(
     )
 
 
-def short_budget_recipe(config: CVConfig) -> CVConfig | None:
-    """The quick preset's recipe (net, batch size, learning rate) with this run's own options
-    (folds, seed, workers, budget and whatever else differs from its preset), to use where
-    the budget gives the preset's nets fewer than MIN_EPOCHS_PER_MEMBER epochs: a small net
-    trained to convergence beats a big one stopped after a few epochs (see
+def short_budget_recipe(config: CVConfig, priors: Priors | None = None) -> CVConfig | None:
+    """The quick preset's recipe (net, batch size, learning rate) for the competition's images
+    (`priors`: its spec's, for the quick preset) with this run's own options (folds, seed,
+    workers, budget and whatever else was chosen by hand), to use where the budget gives the
+    preset's nets fewer than MIN_EPOCHS_PER_MEMBER epochs: a small net trained to
+    convergence beats a big one stopped after a few epochs (see
     docs/measurements.md#small-nets-for-short-budgets).
 
     None where the run's nets were chosen by hand (--members) or already are the quick ones."""
@@ -190,10 +193,18 @@ def short_budget_recipe(config: CVConfig) -> CVConfig | None:
     chosen = {
         field.name: getattr(config, field.name)
         for field in fields(CVConfig)
-        if field.name in kept
-        or (
-            field.name not in ("preset", "members", "epochs")
-            and getattr(config, field.name) != getattr(own, field.name)
-        )
+        if field.compare
+        and field.name not in ("preset", "members", "epochs")
+        and (field.name in kept or chosen_by_hand(config, own, field.name, priors))
     }
-    return replace(PRESETS[SHORT_BUDGET_PRESET], **chosen)
+    recipe = preset_config(SHORT_BUDGET_PRESET, priors, **chosen)
+    carried = {name: config.chosen_by.get(name, "preset") for name in chosen}
+    return replace(recipe, chosen_by={**recipe.chosen_by, **carried})
+
+
+def chosen_by_hand(config: CVConfig, preset: CVConfig, name: str, priors: Priors | None) -> bool:
+    """Whether the field `name` was given as an option: as its chosen_by says; without chosen_by or
+    priors to take the rest from, wherever it differs from its preset."""
+    if config.chosen_by and priors is not None:
+        return config.chosen_by.get(name) == "option"
+    return getattr(config, name) != getattr(preset, name)

@@ -88,16 +88,24 @@ def info(
             "(~/.cache/kaggle-digits/<slug>/ when the data folder is read-only)",
         ),
     ] = None,
+    preset: Annotated[
+        str, typer.Option(help="Show the priors a cv run of this preset would take.")
+    ] = "default",
 ) -> None:
-    """Print shapes, label counts and pixel statistics; save a grid of sample digits.
+    """Print the images' priors a cv run would take (the spec's [augment]), then shapes,
+    label counts and pixel statistics; save a grid of sample digits.
 
-    Example: kaggle-digits info --output samples.png
+    Example: kaggle-digits info --output samples.png; kaggle-digits info --preset quick
     """
     from kaggle_digits.data import load_dataset, writable_folder
     from kaggle_digits.info import describe_dataset, sample_digits_figure
+    from kaggle_digits.presets import describe_priors, preset_config
 
     with user_errors():
         competition = ctx.obj.competition
+        config = preset_config(preset, competition.priors)
+        typer.echo(f"priors        {preset} preset, from {competition.priors.path or 'defaults'}")
+        typer.echo("\n".join(describe_priors(config)))
         started = time.perf_counter()
         dataset = load_dataset(competition, ctx.obj.data_dir)
         load_seconds = time.perf_counter() - started
@@ -189,6 +197,10 @@ def cv(
 ) -> None:
     """Stratified k-fold training of a CNN ensemble: OOF score, test predictions, a run folder.
 
+    The preset sets the recipe; the competition's spec sets the images' priors (deskew, turns,
+    zooms, shifts, flips, the kinds of test-time view: its [augment] section, shown by
+    `info`); an option given here overrides either, and config.json records which did.
+
     Examples: kaggle-digits cv --preset quick; kaggle-digits cv --budget 10;
     KERAS_BACKEND=jax kaggle-digits cv --preset gpu;
     kaggle-digits cv --preset quick --no-deskew --tta 8; kaggle-digits cv --select-hard 0;
@@ -200,7 +212,7 @@ def cv(
     """
     # no Keras here: with workers or Ray the pairs train in processes of their own
     from kaggle_digits.competition import find_spec
-    from kaggle_digits.config import OPTIONS_BY_FIELD, preset_config, resume_overrides
+    from kaggle_digits.config import OPTIONS_BY_FIELD
     from kaggle_digits.cv import run_cv
     from kaggle_digits.kaggle_run import (
         POLL_SECONDS,
@@ -210,6 +222,7 @@ def cv(
         run_on_kaggle,
     )
     from kaggle_digits.models import describe_architectures
+    from kaggle_digits.presets import preset_config, resume_overrides
     from kaggle_digits.run_folder import run_folder
 
     if list_models:
@@ -224,7 +237,7 @@ def cv(
         if resume:
             given = resume_overrides(given)
             resume_dir = run_folder(resume, runs_dir)
-        config = preset_config(preset, **given)
+        config = preset_config(preset, ctx.obj.competition.priors, **given)
         terminal = Terminal()
         waiting = Waiting(
             terminal.log,

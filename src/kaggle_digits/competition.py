@@ -1,19 +1,54 @@
 """The competition spec: everything competition-specific, read from a TOML file.
 
 `competition/<name>.toml` holds one competition: its files, the layout of its CSVs (label
-and id columns, pixel columns, image shape, classes, row counts) and its submission format.
+and id columns, pixel columns, image shape, classes, row counts), its submission format,
+and its images' priors (`[augment]`: what changes an image without changing its class).
 A spec is found by path or by name (`--competition kannada-mnist`)."""
 
 import hashlib
 import math
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from kaggle_digits.errors import UserError
+from kaggle_digits.views import view_problem
 
 SPEC_FOLDER = "competition"
 DEFAULT_NAME = "digit-recognizer"
+
+
+@dataclass(frozen=True)
+class Priors:
+    """What a competition's images allow: the spec's [augment] section. A field the spec
+    leaves out takes the default here, safe for any image: no deskewing, no flips, small
+    turns, zooms and shifts, shifted views. `presets`: a preset's own choices for these
+    images ([augment.quick]), over the section's."""
+
+    deskew: bool = False  # straighten slanted handwriting (a shear) in front of the net
+    rotation: float = 10.0  # largest random turn while training, degrees
+    zoom: float = 0.10  # largest random zoom, a share of the size
+    shift: float = 0.10  # largest random move, a share of the size
+    flip_horizontal: bool = False  # a mirrored image shows the same class
+    flip_vertical: bool = False  # an image upside down shows the same class
+    views: str = "shifts"  # test-time views: views.VIEW_KINDS joined by "+"
+    stated: frozenset[str] = frozenset()  # the fields the spec gives
+    presets: dict[str, dict] = field(default_factory=dict, hash=False)
+    path: str = ""  # the spec's file, for messages
+
+    def for_preset(self, preset: str) -> dict[str, object]:
+        """The priors a run of `preset` takes: the section's, then the preset's own."""
+        return {
+            name: self.presets.get(preset, {}).get(name, getattr(self, name))
+            for name in PRIOR_NAMES
+        }
+
+    def stated_for(self, preset: str) -> set[str]:
+        """The fields of for_preset(preset) that the spec gives (not its defaults)."""
+        return set(self.stated) | set(self.presets.get(preset, {}))
+
+
+PRIOR_NAMES = ("deskew", "rotation", "zoom", "shift", "flip_horizontal", "flip_vertical", "views")
 
 
 @dataclass(frozen=True)
@@ -35,6 +70,7 @@ class Competition:
     id_start: int
     submission_label_column: str
     test_id_column: str = ""  # a first column of ids in test.csv, if the competition has one
+    priors: Priors = Priors()
 
     @property
     def pixel_columns(self) -> list[str]:
@@ -67,10 +103,11 @@ class Competition:
 
     def fingerprint(self) -> str:
         """A short hash of the spec, so caches built under another spec are not reused."""
-        fields = asdict(self)
-        if not fields["test_id_column"]:
-            del fields["test_id_column"]  # as before the field existed: older runs still match
-        return hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:16]
+        values = asdict(self)
+        del values["priors"]  # how the images are trained on, not what the data is
+        if not values["test_id_column"]:
+            del values["test_id_column"]  # as before the field existed: older runs still match
+        return hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()[:16]
 
 
 def spec_folders() -> list[Path]:
@@ -128,9 +165,66 @@ def load_competition(name_or_path: str | Path | None = None) -> Competition:
         id_column=fields.text("submission.id_column"),
         id_start=fields.integer("submission.id_start", minimum=0),
         submission_label_column=fields.text("submission.label_column"),
+        priors=read_priors(spec.get("augment", {}), path),
     )
     check_consistent(competition, path)
     return competition
+
+
+def read_priors(section: object, path: Path) -> Priors:
+    """The spec's [augment] section: each field checked, unknown and contradictory ones named;
+    a sub-table ([augment.quick]) holds one preset's own fields."""
+    if not isinstance(section, dict):
+        raise UserError(f"{path}: 'augment' must be a section ([augment]), not {section!r}")
+    stated = {name: value for name, value in section.items() if not isinstance(value, dict)}
+    own = {name: value for name, value in section.items() if isinstance(value, dict)}
+    values = read_prior_fields(stated, "augment", path)
+    presets = {
+        preset: read_prior_fields(table, f"augment.{preset}", path) for preset, table in own.items()
+    }
+    priors = Priors(**values, stated=frozenset(values), presets=presets, path=str(path))
+    for preset in ("", *presets):
+        check_priors(priors.for_preset(preset), f"augment.{preset}" if preset else "augment", path)
+    return priors
+
+
+def read_prior_fields(section: dict, where: str, path: Path) -> dict:
+    """One table of priors, each field of the type and range Priors takes."""
+    defaults = {item.name: item.default for item in fields(Priors) if item.name in PRIOR_NAMES}
+    unknown = sorted(set(section) - set(PRIOR_NAMES))
+    if unknown:
+        raise UserError(
+            f"{path}: unknown field '{where}.{unknown[0]}' (known: {', '.join(PRIOR_NAMES)})"
+        )
+    read = {}
+    for name, value in section.items():
+        wanted = type(defaults[name])
+        if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, wanted):
+            raise UserError(
+                f"{path}: field '{where}.{name}' is {value!r}, expected {PRIOR_TYPES[wanted]}"
+            )
+        read[name] = value
+    return read
+
+
+PRIOR_TYPES = {bool: "true or false", float: "a number", str: "a string"}
+PRIOR_RANGES = {"rotation": (0.0, 180.0), "zoom": (0.0, 0.9), "shift": (0.0, 0.9)}
+
+
+def check_priors(values: dict, where: str, path: Path) -> None:
+    """Ranges, and views that the training's flips allow."""
+    for name, (low, high) in PRIOR_RANGES.items():
+        if not low <= values[name] <= high:
+            raise UserError(
+                f"{path}: field '{where}.{name}' is {values[name]!r}, expected a number from "
+                f"{low:g} to {high:g}"
+            )
+    problem = view_problem(values["views"], values["flip_horizontal"], values["flip_vertical"])
+    if problem:
+        hint = " (set flip_horizontal = true, or drop flips)" if "flips none" in problem else ""
+        raise UserError(f"{path}: field '{where}.views': {problem}{hint}")
 
 
 class SpecFields:
@@ -201,6 +295,6 @@ def check_consistent(competition: Competition, path: Path) -> None:
             f"{list(competition.data_files)}",
         ),
     }
-    for field, (wrong, why) in problems.items():
+    for name, (wrong, why) in problems.items():
         if wrong:
-            raise UserError(f"{path}: field '{field}' contradicts the spec: {why}")
+            raise UserError(f"{path}: field '{name}' contradicts the spec: {why}")

@@ -6,25 +6,12 @@ import math
 import os
 import platform
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 from kaggle_digits.errors import UserError
-
-# Test-time views: the image moved by whole pixels (down, right), nearest first; small,
-# short-trained nets gain the most (see docs/measurements.md#test-time-views)
-TTA_SHIFTS = (
-    (1, 0), (-1, 0), (0, 1), (0, -1),
-    (2, 0), (-2, 0), (0, 2), (0, -2),
-    (1, 1), (1, -1), (-1, 1), (-1, -1),
-)  # fmt: skip
-
-# Or the image turned by a few degrees (anticlockwise, clockwise), nearest first, and
-# resampled (bilinear) as every training image is by the augmentation, where the test images
-# are not (see docs/measurements.md#turned-test-time-views)
-TTA_ROTATIONS = (4.0, -4.0, 8.0, -8.0, 12.0, -12.0)  # degrees
-TTA_VIEWS = {"shifts": TTA_SHIFTS, "rotations": TTA_ROTATIONS}
+from kaggle_digits.views import view_problem, views_of
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # what --precision auto tries: float16 only on a GPU (a T4 has fast float16 and no fast
@@ -49,16 +36,21 @@ class CVConfig:
     learning_rate: float = 3e-3  # peak of the one-cycle schedule (warm-up, cosine decay)
     warmup_fraction: float = 0.15
     label_smoothing: float = 0.0
-    augment: bool = True  # random rotation, zoom and shift while training; never flips
+    # The images' priors: what the competition's spec says of them ([augment];
+    # presets.PRIOR_FIELDS), unless an option says otherwise. Random turns, zooms, shifts (and
+    # flips where a mirrored image keeps its class) while training:
+    augment: bool = True
     rotation_degrees: float = 10.0
     zoom: float = 0.10
     shift: float = 0.10
+    flip_horizontal: bool = False
+    flip_vertical: bool = False
     # straighten slanted handwriting in front of the net (layers.Deskew; see
-    # docs/measurements.md#deskewing). The presets turn it on; False here, as in runs saved
-    # before it existed, whose models have no such layer.
+    # docs/measurements.md#deskewing). False here, as in runs saved before it existed, whose
+    # models have no such layer.
     deskew: bool = False
-    tta: int = 0  # copies of each image averaged with it at prediction time (TTA_VIEWS)
-    tta_views: str = "shifts"  # which copies: moved by whole pixels, or turned a few degrees
+    tta: int = 0  # copies of each image averaged with it at prediction time (views.py)
+    tta_views: str = "shifts"  # their kinds: shifts, rotations, flips, joined by "+"
     early_stopping: int = 0  # patience on the held-out fold; > 0 makes the CV score optimistic
     ema: float = 0.0  # momentum of an exponential moving average of the weights; 0: off
     # Train each epoch after the first on the rows the model finds hardest ("selective
@@ -78,6 +70,8 @@ class CVConfig:
     budget_minutes: float = 0.0  # > 0: epochs (and members) chosen to finish in this time
     workers: int = 1  # pairs trained at once; 0: as the machine suits
     engine: str = "auto"  # how the pairs run (ENGINES)
+    # where each field's value came from: option, spec, spec default, preset, trial
+    chosen_by: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def whole_epochs(self) -> int:
@@ -99,6 +93,11 @@ class CVConfig:
         return math.ceil(rows / (1 + self.select_hard))
 
     @property
+    def views(self) -> tuple:
+        """The test-time views this run may take, in order (the first `tta` are taken)."""
+        return views_of(self.tta_views, self.flip_horizontal, self.flip_vertical)
+
+    @property
     def optimistic(self) -> bool:
         """Whether anything is chosen on a fold's own held-out rows."""
         return self.early_stopping > 0
@@ -111,6 +110,7 @@ class CVConfig:
         known = {field.name for field in dataclasses.fields(cls)}
         values = {key: value for key, value in values.items() if key in known}
         values["members"] = tuple(values.get("members", cls.members))
+        values["chosen_by"] = dict(values.get("chosen_by") or {})
         return cls(**values)
 
 
@@ -181,16 +181,34 @@ CV_OPTIONS = (
     Option(
         "tta",
         "Copies of each image averaged with it at prediction time (0: off; at most 12 shifts, "
-        "6 rotations).",
+        "6 rotations, and each mirrored where flips are allowed).",
     ),
     Option(
         "tta_views",
-        "The copies: shifts (moved by 1-2 pixels) or rotations (turned by 4, 8, 12 degrees "
-        "either way; the default preset's).",
+        "The copies' kinds: shifts (moved by 1-2 pixels), rotations (turned by 4, 8, 12 "
+        "degrees either way), flips (mirrored; needs flips in training), or kinds joined by "
+        "+, e.g. flips+shifts. Default: the spec's [augment] views.",
+        metavar="KINDS",
     ),
     Option("label_smoothing", "Label smoothing, e.g. 0.05."),
-    Option("augment", "Rotations, zooms, shifts."),
-    Option("deskew", "Straighten slanted handwriting before the net."),
+    Option("augment", "Random turns, zooms, shifts (and flips) while training."),
+    Option(
+        "rotation_degrees",
+        "Largest random turn while training, in degrees. Default: the spec's [augment] rotation.",
+        flag="--rotation",
+    ),
+    Option("zoom", "Largest random zoom, e.g. 0.1 for 10%. Default: the spec's.", metavar="SHARE"),
+    Option("shift", "Largest random move, e.g. 0.1 for 10%. Default: the spec's.", metavar="SHARE"),
+    Option(
+        "flip_horizontal",
+        "Mirror left-right at random while training (a mirrored sneaker is a sneaker; a "
+        "mirrored 2 is no 2). Default: the spec's.",
+    ),
+    Option("flip_vertical", "Turn upside down at random while training. Default: the spec's."),
+    Option(
+        "deskew",
+        "Straighten slanted handwriting before the net. Default: the spec's [augment] deskew.",
+    ),
     Option(
         "early_stopping",
         "Patience on each fold's held-out rows (makes the CV score optimistic).",
@@ -241,97 +259,6 @@ def execution_of(config: CVConfig) -> dict:
     }
 
 
-def scaled_learning_rate(learning_rate: float, batch_size: int, new_batch_size: int) -> float:
-    """The learning rate for `new_batch_size` that matches `learning_rate` at `batch_size`:
-    scaled by the square root of their ratio, as suits Adam (the gradient's noise falls with
-    the square root of the batch)."""
-    return learning_rate * math.sqrt(new_batch_size / batch_size)
-
-
-# Each preset is a choice of fields; why each choice, with the runs that measured it:
-# docs/presets.md and docs/measurements.md#the-presets-recipe
-PRESETS = {
-    # the whole cross-validation in under 5 minutes on a 2-core CPU: a small net, and 2 folds
-    # that buy it three times the epochs of 4 (docs/measurements.md#two-folds-for-quick)
-    "quick": CVConfig(
-        preset="quick",
-        folds=2,
-        members=("tiny-cnn",),
-        batch_size=256,
-        learning_rate=6e-3,
-        tta=4,  # shifted views (docs/measurements.md#test-time-views)
-        deskew=True,
-        budget_minutes=4.5,
-        workers=0,
-        precision="auto",
-    ),
-    # the best ensemble that fits an hour on a 2-core CPU: the plan leaves room for the
-    # machine slowing down during the run; hard rows (docs/measurements.md#hard-rows) and
-    # turned views (docs/measurements.md#turned-test-time-views)
-    "default": CVConfig(
-        deskew=True,
-        tta=4,
-        tta_views="rotations",
-        budget_minutes=58,
-        workers=0,
-        select_hard=2.0,
-        precision="auto",
-    ),
-    # one GPU: the best public recipe's 15 strided-cnns (3 a fold), batches four times the
-    # default's at a square-root-scaled learning rate, pairs taking turns on the GPU
-    # (docs/gpu.md)
-    "gpu": CVConfig(
-        preset="gpu",
-        members=("strided-cnn",) * 3,
-        batch_size=128,
-        learning_rate=scaled_learning_rate(3e-3, 32, 128),
-        deskew=True,
-        tta=4,
-        tta_views="rotations",
-        budget_minutes=13,
-        workers=0,
-        precision="auto",
-    ),
-}
-
-
-def preset_config(name: str, **overrides) -> CVConfig:
-    """A preset with the given fields replaced; None means 'keep the preset's value'.
-
-    Epochs given explicitly replace a preset's time budget: they are the run's length."""
-    if name not in PRESETS:
-        raise UserError(f"unknown preset '{name}' (choose from {', '.join(PRESETS)})")
-    given = {key: value for key, value in overrides.items() if value is not None}
-    if "epochs" in given and given.get("budget_minutes"):
-        raise UserError("give --epochs or --budget, not both")
-    if "epochs" in given:
-        given.setdefault("budget_minutes", 0.0)
-    config = dataclasses.replace(PRESETS[name], **given)
-    validate(config)
-    return config
-
-
-def resume_overrides(overrides: dict) -> dict:
-    """Of the options given with --resume, the execution ones (workers, engine), which apply
-    to the resumed run; the run's saved options hold the others, so none may be given."""
-    given = [OPTIONS_BY_FIELD[key] for key, value in overrides.items() if value is not None]
-    refused = [option.name for option in given if not option.execution]
-    if refused:
-        raise UserError(f"--resume uses the run's saved options; drop {', '.join(refused)}")
-    return {option.field: overrides[option.field] for option in given}
-
-
-def rerun_command(config: CVConfig) -> str:
-    """The cv command that trains exactly this configuration again, with no budget."""
-    options = [f"--preset {config.preset}"] if config.preset in PRESETS else []
-    base = PRESETS.get(config.preset, CVConfig())
-    for option in CV_OPTIONS:
-        value = getattr(config, option.field)
-        if option.rerun and (value != getattr(base, option.field) or option.field == "epochs"):
-            options.append(option.format(value))
-    return "kaggle-digits cv " + " ".join(options)
-
-
 def validate(config: CVConfig) -> None:
     from kaggle_digits.models import ARCHITECTURES
 
@@ -344,14 +271,21 @@ def validate(config: CVConfig) -> None:
         value = getattr(config, option.field)
         if option.type is float and not math.isfinite(value):
             raise UserError(f"{option.name} must be a finite number, not {value}")
-    views = TTA_VIEWS.get(config.tta_views, TTA_SHIFTS)
+    view_trouble = view_problem(config.tta_views, config.flip_horizontal, config.flip_vertical)
+    if view_trouble:
+        hint = " (give --flip-horizontal, or drop flips)" if "flips none" in view_trouble else ""
+        raise UserError(f"--tta-views: {view_trouble}{hint}")
     checks = {
         "--folds must be at least 2": config.folds >= 2,
         "--members needs at least one architecture": len(config.members) >= 1,
         "--epochs must be at least 1": config.epochs >= 1,
         "--batch-size must be at least 1": config.batch_size >= 1,
-        f"--tta-views must be one of {', '.join(TTA_VIEWS)}": config.tta_views in TTA_VIEWS,
-        f"--tta must be between 0 and {len(views)}": 0 <= config.tta <= len(views),
+        f"--tta must be between 0 and {len(config.views)} for the views {config.tta_views}": 0
+        <= config.tta
+        <= len(config.views),
+        "--rotation must be from 0 to 180 degrees": 0 <= config.rotation_degrees <= 180,
+        "--zoom must be from 0 to 0.9": 0 <= config.zoom <= 0.9,
+        "--shift must be from 0 to 0.9": 0 <= config.shift <= 0.9,
         "--ema must be 0 (off) or between 0 and 1": 0 <= config.ema < 1,
         "--label-smoothing must be at least 0 and below 1": 0 <= config.label_smoothing < 1,
         "--early-stopping must be 0 (off) or more": config.early_stopping >= 0,

@@ -18,13 +18,14 @@ from sklearn.model_selection import StratifiedKFold
 
 from kaggle_digits import faults, plots
 from kaggle_digits.backend import accelerator_count, auto_workers, cpu_count
-from kaggle_digits.competition import Competition
+from kaggle_digits.competition import Competition, Priors
 from kaggle_digits.config import CVConfig, execution_of, provenance, validate
 from kaggle_digits.data import Dataset, load_dataset
 from kaggle_digits.errors import UserError
 from kaggle_digits.files import atomic_path, read_json, save_array, write_json, write_text
 from kaggle_digits.local_pairs import InProcess, LocalWorkers
 from kaggle_digits.pairs import EpochReport, Pair, PairOutput, Runner, TrainingData
+from kaggle_digits.presets import settled
 from kaggle_digits.progress import Progress
 from kaggle_digits.run_folder import (
     PAIR_FINISHED,
@@ -175,7 +176,7 @@ def settle_options(
     keep_folds = read_json(run_dir / REQUEST).get("keep_folds", False)
     fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
     data = training_data(dataset, competition, fold_of_row)
-    config, trial = run_trials(config, data, runner, started, log, keep_folds)
+    config, trial = run_trials(config, data, runner, started, log, keep_folds, competition.priors)
     if config.folds != fold_of_row.max() + 1:  # a short budget took fewer
         fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
     save_array(run_dir / "folds.npy", fold_of_row)
@@ -226,23 +227,32 @@ def run_trials(
     started: float,
     log: Log,
     keep_folds: bool,
+    priors: Priors | None = None,
 ) -> tuple[CVConfig, dict]:
     """The trials a new run needs before its pairs: a budget's (which settles an "auto"
-    precision too), or the precision's alone; the config they chose, and what they measured
-    for config.json."""
+    precision too; `priors`, the spec's, for a switch to the short-budget recipe), or the
+    precision's alone; the config they chose (its chosen_by naming the fields they chose), and
+    what they measured for config.json."""
+    asked, trial = config, {}
     if config.budget_minutes:
-        config, plan = fit_budget(config, data, runner, started, log, keep_folds)
-        return config, {"budget_plan": plan}
-    if config.precision == "auto":
+        config, plan = fit_budget(config, data, runner, started, log, keep_folds, priors)
+        trial = {"budget_plan": plan}
+    elif config.precision == "auto":
         config, _, epoch_times = choose_precision(config, data, runner, log)
-        return config, {"precision_trial": epoch_times}
-    return config, {}
+        trial = {"precision_trial": epoch_times}
+    return settled(asked, config), trial
 
 
 def log_start(run_dir: Path, config: CVConfig, runner: Runner, log: Log) -> None:
     """The run's folder, options and engine, as the pairs start."""
     log(f"run {run_dir}")
-    log("config " + ", ".join(f"{key}={value}" for key, value in config.to_dict().items()))
+    values = {key: value for key, value in config.to_dict().items() if key != "chosen_by"}
+    log("config " + ", ".join(f"{key}={value}" for key, value in values.items()))
+    by_source: dict[str, list[str]] = {}
+    for field, source in config.chosen_by.items():
+        by_source.setdefault(source, []).append(field)
+    if by_source:
+        log("from " + "; ".join(f"{source}: {', '.join(f)}" for source, f in by_source.items()))
     chosen = " (auto)" if config.engine == "auto" else ""
     line = f"engine {runner.describe()['engine']}{chosen}: {runner.started_line()}"
     pairs = config.folds * len(config.members)

@@ -11,25 +11,31 @@ import keras
 import numpy as np
 from scipy import ndimage
 
-from kaggle_digits.config import TTA_ROTATIONS, TTA_SHIFTS, CVConfig
+from kaggle_digits.config import CVConfig
 from kaggle_digits.models import build_model, deskewed
+from kaggle_digits.views import View
 
 # Scoring and predicting 256 images at a time is as fast as 1,024 and holds a quarter of the
 # activations (see docs/measurements.md#prediction-batch)
 PREDICT_BATCH = 256
 
 
-def augmentation(config: CVConfig, seed: int) -> keras.Sequential:
-    """Small random rotations, zooms and shifts, as handwriting varies; never flips,
-    which would turn digits into other shapes."""
-    return keras.Sequential(
-        [
-            keras.layers.RandomRotation(config.rotation_degrees / 360, seed=seed),
-            keras.layers.RandomZoom(config.zoom, config.zoom, seed=seed + 1),
-            keras.layers.RandomTranslation(config.shift, config.shift, seed=seed + 2),
-        ],
-        name="augmentation",
-    )
+def augmentation(config: CVConfig, seed: int) -> keras.Sequential | None:
+    """Random flips (where the competition's images allow them), turns, zooms and shifts;
+    None where the config asks for none of them. A mirrored 2 is no 2: the digits' spec
+    allows no flips."""
+    flips = ("horizontal" * config.flip_horizontal, "vertical" * config.flip_vertical)
+    layers = []
+    if any(flips):
+        mode = "_and_".join(flip for flip in flips if flip)  # Keras's horizontal_and_vertical
+        layers.append(keras.layers.RandomFlip(mode, seed=seed + 3))
+    if config.rotation_degrees:
+        layers.append(keras.layers.RandomRotation(config.rotation_degrees / 360, seed=seed))
+    if config.zoom:
+        layers.append(keras.layers.RandomZoom(config.zoom, config.zoom, seed=seed + 1))
+    if config.shift:
+        layers.append(keras.layers.RandomTranslation(config.shift, config.shift, seed=seed + 2))
+    return keras.Sequential(layers, name="augmentation") if config.augment and layers else None
 
 
 def one_cycle(config: CVConfig, total_steps: int) -> keras.optimizers.schedules.CosineDecay:
@@ -64,7 +70,8 @@ def train_model(
     if config.deskew:
         model = deskewed(model)
     inputs = keras.Input(shape=images.shape[1:], dtype="uint8")
-    trained = augmentation(config, seed)(inputs) if config.augment else inputs
+    augment = augmentation(config, seed)
+    trained = augment(inputs) if augment else inputs
     trainer = keras.Model(inputs, model(trained), name=f"train_{model.name}")
     epochs, steps_per_epoch = config.epoch_steps(len(images))
     optimizer = keras.optimizers.Adam(
@@ -221,7 +228,7 @@ class HardRows(keras.callbacks.Callback):
 
 def predict_probs(model: keras.Model, images: np.ndarray, config: CVConfig) -> np.ndarray:
     """Class probabilities; with config.tta = k, the mean over the image and its first k
-    copies of config.tta_views: moved by TTA_SHIFTS, or turned by TTA_ROTATIONS."""
+    views (config.views: moved, turned, mirrored, as the competition's images allow)."""
     probs = predict_batches(model, images)
     for view in prediction_views(images, config):
         probs = probs + predict_batches(model, view)
@@ -229,13 +236,28 @@ def predict_probs(model: keras.Model, images: np.ndarray, config: CVConfig) -> n
 
 
 def prediction_views(images: np.ndarray, config: CVConfig) -> Iterator[np.ndarray]:
-    """The first config.tta copies of `images` of the kind config.tta_views, one at a time."""
-    if config.tta_views == "rotations":
-        for degrees in TTA_ROTATIONS[: config.tta]:
-            yield rotated(images, degrees)
-    else:
-        for rows, columns in TTA_SHIFTS[: config.tta]:
-            yield shifted(images, rows, columns)
+    """The first config.tta views of `images`, one at a time."""
+    for view in config.views[: config.tta]:
+        yield viewed(images, view)
+
+
+def viewed(images: np.ndarray, view: View) -> np.ndarray:
+    """`images` (N x H x W x C) with the view's steps applied in order."""
+    for kind, value in view:
+        if kind == "shift":
+            images = shifted(images, *value)
+        elif kind == "rotate":
+            images = rotated(images, value)
+        else:
+            images = flipped(images, value)
+    return images
+
+
+def flipped(images: np.ndarray, direction: str) -> np.ndarray:
+    """`images` mirrored left-right ("horizontal"), upside down ("vertical") or both."""
+    rows = slice(None, None, -1 if direction in ("vertical", "both") else 1)
+    columns = slice(None, None, -1 if direction in ("horizontal", "both") else 1)
+    return np.ascontiguousarray(images[:, rows, columns])
 
 
 def shifted(images: np.ndarray, rows: int, columns: int) -> np.ndarray:

@@ -25,9 +25,11 @@ from kaggle_digits.budget import (
     plan_budget,
     short_budget_recipe,
 )
-from kaggle_digits.config import AUTO_PRECISIONS, PRESETS, CVConfig, rerun_command
+from kaggle_digits.competition import Priors
+from kaggle_digits.config import AUTO_PRECISIONS, CVConfig
 from kaggle_digits.errors import UserError
 from kaggle_digits.pairs import Runner, StepTiming, TrainingData
+from kaggle_digits.presets import PRESETS, rerun_command
 
 Log = Callable[[str], None]
 
@@ -104,6 +106,7 @@ def fit_budget(
     started: float,
     log: Log,
     keep_folds: bool = False,
+    priors: Priors | None = None,
 ) -> tuple[CVConfig, dict]:
     """Time a few steps of each member, then choose the epochs (and members) that fit; where
     the preset's nets would get too few epochs, the quick preset's recipe instead, with its
@@ -134,7 +137,7 @@ def fit_budget(
         return config, timings, plan_for(config, timings)
 
     # the recipe from the options as given: the trial may have settled an "auto" precision
-    cheaper = short_budget_recipe(config)
+    cheaper = short_budget_recipe(config, priors)
     trial_started = time.perf_counter()
     config, timings, plan = timed_plan(config)
     details = {}
