@@ -92,7 +92,7 @@ def info(
         str, typer.Option(help="Show the priors a cv run of this preset would take.")
     ] = "default",
 ) -> None:
-    """Print the images' priors a cv run would take (the spec's [augment]), then shapes,
+    """Print the images' priors a cv run would take (the spec's augment section), then shapes,
     label counts and pixel statistics; save a grid of sample digits.
 
     Example: kaggle-digits info --output samples.png; kaggle-digits info --preset quick
@@ -198,7 +198,7 @@ def cv(
     """Stratified k-fold training of a CNN ensemble: OOF score, test predictions, a run folder.
 
     The preset sets the recipe; the competition's spec sets the images' priors (deskew, turns,
-    zooms, shifts, flips, the kinds of test-time view: its [augment] section, shown by
+    zooms, shifts, flips, the kinds of test-time view: its augment section, shown by
     `info`); an option given here overrides either, and config.json records which did.
 
     Examples: kaggle-digits cv --preset quick; kaggle-digits cv --budget 10;

@@ -187,14 +187,14 @@ CV_OPTIONS = (
         "tta_views",
         "The copies' kinds: shifts (moved by 1-2 pixels), rotations (turned by 4, 8, 12 "
         "degrees either way), flips (mirrored; needs flips in training), or kinds joined by "
-        "+, e.g. flips+shifts. Default: the spec's [augment] views.",
+        "+, e.g. flips+shifts. Default: the spec's augment views.",
         metavar="KINDS",
     ),
     Option("label_smoothing", "Label smoothing, e.g. 0.05."),
     Option("augment", "Random turns, zooms, shifts (and flips) while training."),
     Option(
         "rotation_degrees",
-        "Largest random turn while training, in degrees. Default: the spec's [augment] rotation.",
+        "Largest random turn while training, in degrees. Default: the spec's augment rotation.",
         flag="--rotation",
     ),
     Option("zoom", "Largest random zoom, e.g. 0.1 for 10%. Default: the spec's.", metavar="SHARE"),
@@ -207,7 +207,7 @@ CV_OPTIONS = (
     Option("flip_vertical", "Turn upside down at random while training. Default: the spec's."),
     Option(
         "deskew",
-        "Straighten slanted handwriting before the net. Default: the spec's [augment] deskew.",
+        "Straighten slanted handwriting before the net. Default: the spec's augment deskew.",
     ),
     Option(
         "early_stopping",
