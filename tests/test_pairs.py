@@ -108,7 +108,7 @@ def test_fewer_folds_chosen_after_the_workers_got_the_data_are_the_ones_trained(
     """A short budget may take fewer folds once the trial has started the workers with the
     run's first fold assignment: the pairs still train and are scored on the new one."""
 
-    def fewer_folds(config, data, runner, started, log, keep_folds):
+    def fewer_folds(config, data, runner, started, log, keep_folds, priors):
         runner.time_steps(data, config, "mlp")  # the workers start with the 3-fold data
         return replace(config, folds=2, epochs=1), {"epochs": 1}
 
