@@ -225,6 +225,8 @@ def test_cli_rejects_bad_options(small, tmp_path):
         cv_cli(small, tmp_path, "--tta-views", "turns"), "--tta-views: 'turns' is not kinds"
     )
     assert_user_error(cv_cli(small, tmp_path, "--select-hard", "-1"), "--select-hard must be 0")
+    assert_user_error(cv_cli(small, tmp_path, "--zoom", "2"), "--zoom must be from 0 to 0.9")
+    assert_user_error(cv_cli(small, tmp_path, "--rotation", "-5"), "--rotation must be from 0")
     assert_user_error(
         cv_cli(small, tmp_path, "--precision", "float16"),
         "--precision must be auto or one of float32, mixed_bfloat16",

@@ -221,10 +221,10 @@ def check_priors(values: dict, where: str, path: Path) -> None:
                 f"{path}: field '{where}.{name}' is {values[name]!r}, expected a number from "
                 f"{low:g} to {high:g}"
             )
-    problem = view_problem(values["views"], values["flip_horizontal"], values["flip_vertical"])
+    flips = values["flip_horizontal"], values["flip_vertical"]
+    problem = view_problem(values["views"], *flips, "set flip_horizontal = true, or drop flips")
     if problem:
-        hint = " (set flip_horizontal = true, or drop flips)" if "flips none" in problem else ""
-        raise UserError(f"{path}: field '{where}.views': {problem}{hint}")
+        raise UserError(f"{path}: field '{where}.views': {problem}")
 
 
 class SpecFields:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from kaggle_digits.competition import PRIOR_RANGES
 from kaggle_digits.errors import UserError
 from kaggle_digits.views import view_problem, views_of
 
@@ -37,7 +38,7 @@ class CVConfig:
     warmup_fraction: float = 0.15
     label_smoothing: float = 0.0
     # The images' priors: what the competition's spec says of them ([augment];
-    # presets.PRIOR_FIELDS), unless an option says otherwise. Random turns, zooms, shifts (and
+    # PRIOR_FIELDS), unless an option says otherwise. Random turns, zooms, shifts (and
     # flips where a mirrored image keeps its class) while training:
     augment: bool = True
     rotation_degrees: float = 10.0
@@ -112,6 +113,18 @@ class CVConfig:
         values["members"] = tuple(values.get("members", cls.members))
         values["chosen_by"] = dict(values.get("chosen_by") or {})
         return cls(**values)
+
+
+# a spec's [augment] field -> the CVConfig field it sets
+PRIOR_FIELDS = {
+    "deskew": "deskew",
+    "rotation": "rotation_degrees",
+    "zoom": "zoom",
+    "shift": "shift",
+    "flip_horizontal": "flip_horizontal",
+    "flip_vertical": "flip_vertical",
+    "views": "tta_views",
+}
 
 
 ENGINES = ("auto", "in-process", "processes", "ray")
@@ -271,10 +284,14 @@ def validate(config: CVConfig) -> None:
         value = getattr(config, option.field)
         if option.type is float and not math.isfinite(value):
             raise UserError(f"{option.name} must be a finite number, not {value}")
-    view_trouble = view_problem(config.tta_views, config.flip_horizontal, config.flip_vertical)
-    if view_trouble:
-        hint = " (give --flip-horizontal, or drop flips)" if "flips none" in view_trouble else ""
-        raise UserError(f"--tta-views: {view_trouble}{hint}")
+    hint = "give --flip-horizontal, or drop flips"
+    problem = view_problem(config.tta_views, config.flip_horizontal, config.flip_vertical, hint)
+    if problem:
+        raise UserError(f"--tta-views: {problem}")
+    for key, (low, high) in PRIOR_RANGES.items():  # as a spec's [augment] allows them
+        option = OPTIONS_BY_FIELD[PRIOR_FIELDS[key]]
+        if not low <= getattr(config, option.field) <= high:
+            raise UserError(f"{option.name} must be from {low:g} to {high:g}")
     checks = {
         "--folds must be at least 2": config.folds >= 2,
         "--members needs at least one architecture": len(config.members) >= 1,
@@ -283,9 +300,6 @@ def validate(config: CVConfig) -> None:
         f"--tta must be between 0 and {len(config.views)} for the views {config.tta_views}": 0
         <= config.tta
         <= len(config.views),
-        "--rotation must be from 0 to 180 degrees": 0 <= config.rotation_degrees <= 180,
-        "--zoom must be from 0 to 0.9": 0 <= config.zoom <= 0.9,
-        "--shift must be from 0 to 0.9": 0 <= config.shift <= 0.9,
         "--ema must be 0 (off) or between 0 and 1": 0 <= config.ema < 1,
         "--label-smoothing must be at least 0 and below 1": 0 <= config.label_smoothing < 1,
         "--early-stopping must be 0 (off) or more": config.early_stopping >= 0,

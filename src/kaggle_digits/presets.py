@@ -5,7 +5,7 @@ import dataclasses
 import math
 
 from kaggle_digits.competition import Priors
-from kaggle_digits.config import CV_OPTIONS, OPTIONS_BY_FIELD, CVConfig, validate
+from kaggle_digits.config import CV_OPTIONS, OPTIONS_BY_FIELD, PRIOR_FIELDS, CVConfig, validate
 from kaggle_digits.errors import UserError
 
 
@@ -57,18 +57,6 @@ PRESETS = {
         workers=0,
         precision="auto",
     ),
-}
-
-
-# a spec's [augment] field -> the CVConfig field it sets
-PRIOR_FIELDS = {
-    "deskew": "deskew",
-    "rotation": "rotation_degrees",
-    "zoom": "zoom",
-    "shift": "shift",
-    "flip_horizontal": "flip_horizontal",
-    "flip_vertical": "flip_vertical",
-    "views": "tta_views",
 }
 
 

@@ -26,14 +26,14 @@ Step = tuple[str, object]
 View = tuple[Step, ...]
 
 
-def view_problem(views: str, flip_horizontal: bool, flip_vertical: bool) -> str:
-    """Why `views` cannot be used (unknown kinds, flips the training never makes); '' if it
-    can."""
+def view_problem(views: str, flip_horizontal: bool, flip_vertical: bool, flip_hint: str) -> str:
+    """Why `views` cannot be used (unknown kinds; flips the training never makes, with
+    `flip_hint`, how to allow them); '' if it can."""
     kinds = views.split("+")
     if any(kind not in VIEW_KINDS for kind in kinds) or len(set(kinds)) != len(kinds):
         return f"'{views}' is not kinds of view joined by + ({', '.join(VIEW_KINDS)})"
     if "flips" in kinds and not (flip_horizontal or flip_vertical):
-        return f"'{views}' mirrors the test images, but the training flips none"
+        return f"'{views}' mirrors the test images, but the training flips none ({flip_hint})"
     return ""
 
 
