@@ -205,6 +205,8 @@ def cv(
     KERAS_BACKEND=jax kaggle-digits cv --preset gpu;
     kaggle-digits cv --preset quick --no-deskew --tta 8; kaggle-digits cv --select-hard 0;
     kaggle-digits cv --tta-views shifts; kaggle-digits cv --precision float32;
+    kaggle-digits --competition fashion-mnist cv --preset quick;
+    kaggle-digits cv --flip-horizontal --tta-views flips+shifts --rotation 0 --no-deskew;
     kaggle-digits cv --folds 5 --members fast-cnn,resnet --epochs 20 --workers 2 --ema 0.999;
     kaggle-digits cv --engine ray --workers 2; kaggle-digits cv --ray 10.0.0.5:6379;
     kaggle-digits cv --resume 20261123-101500-default;
