@@ -1,7 +1,8 @@
 """The screenshots of `kaggle-digits serve` in docs/, made by the code that drives the page in
 the tests (tests/page_driver.py), on your own runs: a digit drawn, a cell of the confusion
 matrix opened; and the time a drawing takes to be answered, from one tab and from two at
-once.
+once: in the browser, from the mouse's release to the prediction shown, and at the server
+alone, from the canvas's PNG sent to the answer.
 
     python benchmarks/screenshots.py --runs-dir runs/digit-recognizer --out docs
 
@@ -48,12 +49,37 @@ def main() -> None:
         )
         print("saved", pages[0].screenshot(args.out / "serve-mistakes.png"))
         run = pages[0].find("run").get_attribute("value")
+        browsers.append(start_browser(1280, 1000))
+        pages.append(Page(browsers[1], server.url))
+        time_drawn(pages[:1], args.drawings)
+        time_drawn(pages, args.drawings)
         time_drawings(server.url, run, tabs=1, count=args.drawings)
         time_drawings(server.url, run, tabs=2, count=args.drawings)
     finally:
         for browser in browsers:
             browser.quit()
         server.stop()
+
+
+def time_drawn(pages: list[Page], count: int) -> None:
+    """Milliseconds from the mouse's release on the canvas to the prediction shown, timed by
+    the page's own clock, each page drawing `count` one-stroke digits, all pages at once."""
+    timings: list[float] = []
+
+    def tab(page: Page) -> None:
+        for number in range(count):
+            timings.append(page.timed_draw((0, 1, 7)[number % 3])[1])
+
+    threads = [threading.Thread(target=tab, args=(page,)) for page in pages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(
+        f"{len(pages)} tab(s) drawing at once, {count} drawings each, in the browser: release "
+        f"to prediction shown in median {statistics.median(timings):.0f} ms, slowest "
+        f"{max(timings):.0f} ms"
+    )
 
 
 def time_drawings(url: str, run: str, tabs: int, count: int) -> None:

@@ -22,6 +22,26 @@ STROKES = {
 }  # fmt: skip
 
 
+# In the page: the time from the mouse's release on the canvas to a prediction in
+# #prediction, by the page's own clock (performance.now), for the next drawing
+RELEASE_TO_ANSWER = """
+const timer = window.releaseToAnswer ||= {};
+Object.assign(timer, {released: null, ms: null});
+if (!timer.watching) {
+  timer.watching = true;
+  document.getElementById("canvas").addEventListener("pointerup", () => {
+    timer.released = performance.now();
+  }, true);
+  const shown = document.getElementById("prediction");
+  new MutationObserver(() => {
+    if (timer.released === null || shown.textContent === "–") return;
+    timer.ms = performance.now() - timer.released;
+    timer.released = null;
+  }).observe(shown, {childList: true, characterData: true, subtree: true});
+}
+"""
+
+
 def why_no_browser() -> str:
     """Why Chromium cannot be driven here ('' where it can)."""
     for program in (CHROMIUM, CHROMEDRIVER):
@@ -114,6 +134,17 @@ class Page:
             actions.release().perform()
             self.wait_for(lambda: self.text("prediction") != "–")
         return self.text("prediction")
+
+    def timed_draw(self, digit: int) -> tuple[str, float]:
+        """Draw STROKES[digit] (one stroke); the prediction, and the milliseconds from the
+        mouse's release to the prediction shown, timed inside the page."""
+        assert len(STROKES[digit]) == 1, "a digit of one stroke: one release, one answer"
+        self.driver.execute_script(RELEASE_TO_ANSWER)
+        prediction = self.draw(digit)
+        self.wait_for(
+            lambda: self.driver.execute_script("return window.releaseToAnswer.ms !== null")
+        )
+        return prediction, self.driver.execute_script("return window.releaseToAnswer.ms")
 
     def upload(self, path: Path) -> str:
         """Pick a photo; the prediction, or the message the page shows."""

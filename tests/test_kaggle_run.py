@@ -189,6 +189,13 @@ def test_a_bad_option_never_reaches_kaggle(kaggle):
     assert kaggle.requests == []
 
 
+def test_kaggle_options_without_on_kaggle_are_refused_before_anything_is_made(kaggle):
+    for given in (["--detach"], ["--accelerator", "NvidiaTeslaT4"]):
+        result = cli(kaggle, "cv", "--preset", "quick", *given)
+        assert_user_error(result, f"{given[0]} works with --on kaggle only")
+    assert kaggle.requests == [] and not kaggle.runs_dir.exists()
+
+
 @pytest.mark.parametrize(
     "refusal, message",
     [

@@ -152,6 +152,16 @@ def test_the_mistakes_are_those_of_the_runs_oof_probabilities(site):
     assert every["total"] == len(wrong)
 
 
+def test_a_bad_class_in_the_mistakes_query_names_the_parameter(site):
+    run = site.runs[0].name
+    for query, value in (("true=abc", "abc"), ("predicted=10", "10"), ("true=-1", "-1")):
+        answer = site.get(f"/api/runs/{run}/mistakes?{query}")
+        name = query.split("=")[0]
+        expected = f"'{name}' must be a class index from 0 to 9, not '{value}'"
+        assert answer.status_code == 400 and answer.json() == {"error": expected}, query
+    assert site.get(f"/api/runs/{run}/mistakes?true=3&predicted=").status_code == 200
+
+
 def test_the_least_sure_test_rows_come_first(site):
     run = site.runs[0]
     test_probs = np.load(run / "test_probs.npy")
@@ -220,3 +230,17 @@ def test_serve_prints_its_address_and_answers_there(trained, tmp_path):
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_serve_on_a_taken_port_is_one_line(trained, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(
+            "--competition", trained.spec_path, "--data-dir", trained.data_dir, "serve",
+            "--port", port, "--no-open", "--runs-dir", trained.run_dir.parent,
+        )  # fmt: skip
+    assert_user_error(result, f"port {port} on 127.0.0.1 is taken", "--port 0")

@@ -26,6 +26,7 @@ from kaggle_digits.cli_shared import (
     Terminal,
     Track,
     echo,
+    given_here,
     user_errors,
 )
 from kaggle_digits.errors import UserError
@@ -234,6 +235,11 @@ def cv(
     with user_errors():
         if on not in ("here", "kaggle"):
             raise UserError(f"--on must be here or kaggle, not '{on}'")
+        if on != "kaggle" and (detach or given_here(ctx, "accelerator")):
+            option = "--detach" if detach else "--accelerator"
+            raise UserError(
+                f"{option} works with --on kaggle only: add --on kaggle or drop {option}"
+            )
         runs_dir = ctx.obj.runs_dir(runs_dir)
         resume_dir = None
         if resume:

@@ -82,8 +82,10 @@ def serve_command(
     with user_errors():
         if find_spec("starlette") is None or find_spec("uvicorn") is None:
             raise UserError("serve needs Starlette and uvicorn: pip install 'kaggle-digits[serve]'")
+        from kaggle_digits.serve import Explorer, listening_socket, serve
+
+        listener = listening_socket(host, port)  # a taken port said before the models load
         import_keras()
-        from kaggle_digits.serve import Explorer, serve
 
         settings = ctx.obj
         explorer = Explorer(
@@ -101,4 +103,4 @@ def serve_command(
                 webbrowser.open(address)
 
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the way to stop it
-            serve(explorer, run, host, port, started)
+            serve(explorer, run, listener, started)

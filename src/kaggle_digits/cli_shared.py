@@ -76,6 +76,13 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
+def given_here(ctx: typer.Context, name: str) -> bool:
+    """Whether the command line gave option `name`, rather than leaving its default."""
+    # by name: Typer ships click's ParameterSource in its own copy of click
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
 def echo(line: str) -> None:
     typer.echo(line)
 

@@ -10,7 +10,9 @@ Each run's ensemble is loaded once and kept; predictions wait a few milliseconds
 
 import asyncio
 import contextlib
+import errno
 import functools
+import socket
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import asdict
@@ -158,9 +160,15 @@ def create_app(explorer: Explorer, default_run: str | None = None):
 
         return endpoint
 
-    def number(request, name: str) -> int | None:
-        value = request.query_params.get(name, "")
-        return int(value) if value.strip() else None
+    def class_index(request, name: str) -> int | None:
+        """A query parameter naming a class by its index; None where it is not given."""
+        value = request.query_params.get(name, "").strip()
+        count = len(explorer.competition.classes)
+        if not value:
+            return None
+        if not (value.isdecimal() and int(value) < count):
+            raise UserError(f"'{name}' must be a class index from 0 to {count - 1}, not {value!r}")
+        return int(value)
 
     async def page(request):
         return FileResponse(PAGE / "index.html")
@@ -229,7 +237,7 @@ def create_app(explorer: Explorer, default_run: str | None = None):
     async def mistakes(request):
         run_dir = explorer.run_dir(request.path_params["run"])
         errors = explore.RunErrors.of(run_dir, explorer.dataset)
-        rows = errors.mistakes(number(request, "true"), number(request, "predicted"))
+        rows = errors.mistakes(class_index(request, "true"), class_index(request, "predicted"))
         cards = explore.row_cards(
             rows[:LIST_LIMIT], explorer.dataset.train_images, errors.oof_probs, errors.labels
         )
@@ -283,21 +291,45 @@ def create_app(explorer: Explorer, default_run: str | None = None):
     )
 
 
-def serve(explorer: Explorer, run: str | None, host: str, port: int, on_start: Callable) -> None:
-    """Serve the page until Ctrl-C; `on_start(address)` once it listens."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (port 0: a free one), or one line saying why it cannot be:
+    bound here, before the models load, rather than by uvicorn, which answers a taken port
+    with tracebacks."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise UserError(
+                f"port {port} on {host} is taken (another server is listening there): "
+                "choose another with --port N, or --port 0 for a free one"
+            ) from None
+        reason = error.strerror or str(error)
+        hint = " (ports below 1024 need root)" if error.errno == errno.EACCES else ""
+        raise UserError(f"cannot listen on {host} port {port}: {reason}{hint}") from None
+    return listener
+
+
+def serve(explorer: Explorer, run: str | None, listener: socket.socket, on_start: Callable) -> None:
+    """Serve the page on `listener` (listening_socket) until Ctrl-C; `on_start(address)`
+    once it listens."""
     import uvicorn
 
+    host, port = listener.getsockname()[:2]
     app = create_app(explorer, run)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    shown_host = f"[{host}]" if listener.family == socket.AF_INET6 else host
+    address = f"http://{shown_host}:{port}"
 
     async def main() -> None:
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[listener]))
         while not server.started and not task.done():
             await asyncio.sleep(0.05)
         if server.started:
-            bound = server.servers[0].sockets[0].getsockname()[1]  # --port 0: the one given
-            on_start(f"http://{host}:{bound}")
+            on_start(address)
         await task
 
     asyncio.run(main())

@@ -72,8 +72,15 @@ for (const name of ["pointerup", "pointercancel"]) {
   canvas.addEventListener(name, () => {
     if (!last) return;
     last = null;
-    canvas.toBlob((blob) => predict(blob, "drawing.png", null, "drawing"), "image/png");
+    predict(canvasPng(), "drawing.png", null, "drawing");
   });
+}
+
+// The canvas as a PNG, encoded now: canvas.toBlob waits for the browser's idle time, which
+// a busy or headless page may not give for a second (docs/measurements.md#the-page-serve)
+function canvasPng() {
+  const base64 = canvas.toDataURL("image/png").split(",")[1];
+  return new Blob([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], { type: "image/png" });
 }
 $("clear").addEventListener("click", () => {
   clearCanvas();
