@@ -55,7 +55,9 @@ def serve_command(
     run: Annotated[
         str | None, typer.Option(help="The run the page opens with. Default: newest complete.")
     ] = None,
-    port: Annotated[int, typer.Option(min=0, max=65535, help="The port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="The port to listen on (0: any free one).")
+    ] = 8000,
     host: Annotated[
         str,
         typer.Option(
@@ -74,7 +76,7 @@ def serve_command(
     Needs pip install 'kaggle-digits[serve]'.
 
     Examples: kaggle-digits serve; kaggle-digits serve --run 20261203-062238-quick --no-open;
-    kaggle-digits serve --host 0.0.0.0 --port 8080
+    kaggle-digits serve --host 0.0.0.0 --port 8080; kaggle-digits serve --port 0 (any free port)
     """
     import webbrowser
     from importlib.util import find_spec
