@@ -142,7 +142,7 @@ class StubKernels:
             for name in names[start : start + size]
         ]
         token = str(start + size) if start + size < len(names) else ""
-        log = "\n".join(json.dumps(record) for record in version.log)
+        log = json.dumps(version.log)  # as Kaggle sends it in 2026: one JSON array, one line
         return 200, {"files": files, "log": log, "nextPageToken": token}
 
     def _GetAcceleratorQuotaStatistics(self, request: dict) -> tuple[int, dict]:

@@ -101,7 +101,9 @@ def test_a_kernel_that_fails_is_one_line_and_resume_trains_only_the_pairs_it_lac
     failed = cli(kaggle, "cv", "--on", "kaggle", "--preset", "quick", *SHORT)
     assert_user_error(failed, "v1 failed", "The script exited with code", "cv --resume")
     run_dir = only_run(kaggle)
-    assert "| fold 1/2 member 1/1 tiny-cnn: held-out accuracy" in failed.stdout  # the log's tail
+    # the log's lines as text (Kaggle sends one JSON array), each shown once
+    assert failed.stdout.count("| fold 1/2 member 1/1 tiny-cnn: held-out accuracy") == 1
+    assert "stream_name" not in failed.stdout + (run_dir / KERNEL_LOG).read_text()
     assert "fold 1/2" in (run_dir / KERNEL_LOG).read_text()
     assert not (run_dir / "metrics.json").exists()
     first = kaggle.kernels.versions[pushes(kaggle)[0]["slug"]][0].working / run_dir.name
@@ -299,4 +301,7 @@ def test_a_kernel_log_is_read_from_kaggles_records():
     assert log_text(lines) == "fold 1\ndone\n"
     as_list = "[" + ",\n".join(json.dumps(record) for record in records) + "]"
     assert log_text(as_list) == "fold 1\ndone\n"
+    assert log_text(json.dumps(records)) == "fold 1\ndone\n"  # the array on one line
+    assert log_text(lines.replace("\n", ",\n")) == "fold 1\ndone\n"  # commas, no brackets
     assert log_text("plain text") == "plain text\n"
+    assert log_text("[not json] fold 2") == "[not json] fold 2\n"

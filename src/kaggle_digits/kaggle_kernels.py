@@ -196,8 +196,19 @@ def download_output(file: OutputFile, folder: Path) -> Path:
 
 def log_text(log: str) -> str:
     """A kernel's log as the lines it printed: Kaggle sends it as JSON records
-    ({"stream_name": ..., "time": ..., "data": ...}), one a line, sometimes wrapped in a list."""
-    return "".join(_log_records(log))
+    ({"stream_name": ..., "time": ..., "data": ...}): a whole array (on one line or many), or
+    one record a line; a log that is no JSON is the text itself."""
+    try:
+        records = json.loads(log)
+    except ValueError:
+        return "".join(_log_records(log))
+    if not isinstance(records, list):
+        records = [records]
+    return "".join(_record_text(record) for record in records)
+
+
+def _record_text(record) -> str:
+    return str(record.get("data", "")) if isinstance(record, dict) else f"{record}\n"
 
 
 def _log_records(log: str) -> Iterator[str]:
@@ -206,8 +217,8 @@ def _log_records(log: str) -> Iterator[str]:
         if not record:
             continue
         try:
-            yield str(json.loads(record).get("data", ""))
-        except (ValueError, AttributeError):
+            yield _record_text(json.loads(record))
+        except ValueError:
             yield line + "\n"  # not a record: the text itself
 
 

@@ -174,8 +174,9 @@ def bring_home(run_dir: Path, waiting: Waiting) -> Path:
     """Wait for the kernel's current version; bring its run home, or say why not."""
     record = read_json(run_dir / KERNEL)
     ref, version = current(record)
+    shown = KernelLog(ref, version, waiting.log)
     try:
-        state = wait_for(run_dir, record, waiting)
+        state = wait_for(run_dir, record, waiting, shown)
     except KeyboardInterrupt:
         waiting.log(
             f"stopped waiting; the kernel runs on at {record['versions'][-1]['url']}: "
@@ -185,26 +186,26 @@ def bring_home(run_dir: Path, waiting: Waiting) -> Path:
     files, log = ask(lambda: kaggle_kernels.kernel_output(ref, version), run_dir, waiting)
     write_text(run_dir / KERNEL_LOG, log)
     if state.status != "COMPLETE":
-        raise UserError(failed_kernel(run_dir, record, state, log, waiting.log))
+        raise UserError(failed_kernel(run_dir, record, state, log, shown))
     move_home(run_dir, run_files(files, run_dir.name), record, waiting)
     return run_dir
 
 
-def wait_for(run_dir: Path, record: dict, waiting: Waiting) -> KernelStatus:
+def wait_for(run_dir: Path, record: dict, waiting: Waiting, log: "KernelLog") -> KernelStatus:
     """Poll the kernel until it stops: a line at each change of state, the new lines of its
     log as they come (where Kaggle shows a running kernel's log), and a live status line:
     the state, the time since, the kernel's address, the log's last line (the run's own
     progress)."""
     ref, version = current(record)
     url = record["versions"][-1]["url"]
-    started, seen, log = time.monotonic(), None, KernelLog(ref, version, waiting.log)
+    started, seen = time.monotonic(), None
     while True:
         state = ask(lambda: kaggle_kernels.kernel_status(ref, version), run_dir, waiting)
         if state.status != seen:
             waiting.log(f"kernel {ref} v{version}: {state.status.lower()}")
             seen = state.status
-        if state.status == "RUNNING" or state.finished:
-            log.show_new_lines()
+        if state.status == "RUNNING" or state.status == "COMPLETE":
+            log.show_new_lines()  # a failed kernel's: its tail, by failed_kernel
         if state.finished:
             return state
         if waiting.status is not None:
@@ -249,11 +250,14 @@ def ask(question: Callable, run_dir: Path, waiting: Waiting):
     raise AssertionError("unreachable")
 
 
-def failed_kernel(run_dir: Path, record: dict, state: KernelStatus, log: str, show: Log) -> str:
-    """The tail of a failed kernel's log, shown; the one line that says what happened."""
+def failed_kernel(
+    run_dir: Path, record: dict, state: KernelStatus, log: str, shown: KernelLog
+) -> str:
+    """The tail of a failed kernel's log, less what was shown while it ran; the one line that
+    says what happened."""
     lines = log.splitlines()
-    for line in lines[-LOG_TAIL:]:
-        show(f"  | {line}")
+    for line in lines[max(shown.shown, len(lines) - LOG_TAIL) :]:
+        shown.log(f"  | {line}")
     ours = [line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)]
     why = ours[-1] if ours else state.failure
     ref, version = current(record)
