@@ -1,0 +1,173 @@
+"""Screen a recipe on one fold of the full data: the default preset's levers side by side.
+
+Trains the members named by --member on every fold but --fold (of the preset's 5, as `cv`
+splits them), each in turn in this process, averages their held-out probabilities with
+their weights, and appends one JSON line: each member's and the ensemble's held-out
+accuracy and log-loss, the seconds each took, the epochs. The held-out probabilities go to
+an .npz beside it, so that members of different runs can be averaged afterwards.
+
+Run two at once, each with one thread, to screen two recipes at equal time as a 2-core
+run's worker processes train:
+
+    TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 \\
+      python benchmarks/levers.py --data-dir data --fold 0 --name strided \\
+      --member arch=strided-cnn,epochs=60
+
+A member is comma-separated `key=value`: arch, preset (default: default), weight (1),
+member (its index, which sets its seed; default: its place), and any cv option's field
+(epochs, batch_size, select_hard, tta, tta_views, precision, ...).
+"""
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import common  # noqa: F401  (sets TF_CPP_MIN_LOG_LEVEL before TensorFlow loads)
+import numpy as np
+from sklearn.metrics import accuracy_score, log_loss
+
+from kaggle_digits import training
+from kaggle_digits.competition import load_competition
+from kaggle_digits.config import OPTIONS_BY_FIELD
+from kaggle_digits.cv import fold_assignment, pair_seed, training_data
+from kaggle_digits.data import load_dataset
+from kaggle_digits.pairs import EpochReport, Pair, fit_pair
+from kaggle_digits.presets import preset_config
+
+FOLDS = 5  # the mission's `cv --folds 5`
+
+
+def parse_member(text: str, place: int) -> dict:
+    fields = dict(item.split("=", 1) for item in text.split(","))
+    member = {
+        "arch": fields.pop("arch"),
+        "preset": fields.pop("preset", "default"),
+        "weight": float(fields.pop("weight", 1)),
+        "member": int(fields.pop("member", place)),
+    }
+    member["options"] = {key: option_value(key, value) for key, value in fields.items()}
+    return member
+
+
+def option_value(field: str, text: str):
+    """A cv option's value from its text here (`true`/`false` for a switch)."""
+    option = OPTIONS_BY_FIELD[field]
+    if option.type is bool:
+        return text.lower() in ("true", "1", "yes")
+    return option.parse(text) if option.type is tuple else option.type(text)
+
+
+def rescoring_every(epochs: int) -> type:
+    """training.HardRows, scoring the rows only every `epochs` epochs: each epoch still draws
+    its own rows, from the losses of the latest scoring."""
+
+    class StaleHardRows(training.HardRows):
+        def hardest_rows(self) -> np.ndarray:
+            self.ended_epochs = getattr(self, "ended_epochs", 0) + 1
+            if (self.ended_epochs - 1) % epochs == 0:
+                probs = training.predict_batches(self.net, self.images)
+                true_probs = probs[np.arange(len(self.labels)), self.labels]
+                self.losses = -np.log(np.maximum(true_probs, 1e-12))
+            return training.keep_hardest(self.losses, self.power, self.draws)
+
+    return StaleHardRows
+
+
+def epoch_timer(seconds: list[float]):
+    """A pair's report callback that keeps each finished epoch's seconds."""
+
+    def report(epoch: EpochReport) -> None:
+        if epoch.finished:
+            seconds.append(epoch.seconds)
+
+    return report
+
+
+def scores(labels: np.ndarray, probs: np.ndarray) -> dict:
+    return {
+        "accuracy": round(float(accuracy_score(labels, probs.argmax(1))), 5),
+        "log_loss": round(float(log_loss(labels, probs, labels=range(probs.shape[1]))), 5),
+        "right": int((probs.argmax(1) == labels).sum()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--name", required=True, help="the recipe's name in the report")
+    parser.add_argument("--member", action="append", required=True)
+    parser.add_argument("--precision", default="mixed_bfloat16", help="unless a member sets it")
+    parser.add_argument(
+        "--rescore-every",
+        type=int,
+        default=1,
+        help="score the training rows for --select-hard every K epochs, drawing each epoch's "
+        "rows from the latest scores (1: every epoch, as cv does)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("reports/levers"))
+    args = parser.parse_args()
+
+    if args.rescore_every > 1:
+        training.HardRows = rescoring_every(args.rescore_every)
+    competition = load_competition()
+    dataset = load_dataset(competition, args.data_dir)
+    fold_of_row = fold_assignment(dataset.train_labels, FOLDS, seed=42)
+    data = training_data(dataset, competition, fold_of_row)
+    labels = dataset.train_labels[fold_of_row == args.fold]
+
+    members, weighted = [], 0.0
+    for place, text in enumerate(args.member):
+        member = parse_member(text, place)
+        options = {"precision": args.precision} | member["options"]
+        config = preset_config(member["preset"], competition.priors, **options)
+        config = dataclasses.replace(config, folds=FOLDS)
+        seed = pair_seed(config, args.fold, member["member"])
+        pair = Pair(args.fold, member["member"], member["arch"], seed)
+        started = time.perf_counter()
+        epoch_seconds = []
+        output = fit_pair(data, config, pair, report=epoch_timer(epoch_seconds))
+        seconds = time.perf_counter() - started
+        weighted = weighted + member["weight"] * output.holdout_probs
+        members.append(
+            {
+                "spec": text,
+                "seconds": round(seconds),
+                "epochs": config.epochs,
+                "epoch_seconds": round(float(np.median(epoch_seconds)), 1),
+                "train_seconds": round(sum(epoch_seconds)),
+                **scores(labels, output.holdout_probs),
+                "probs": output.holdout_probs,
+            }
+        )
+        print(
+            f"{args.name} fold {args.fold} {text}: {members[-1]['accuracy']:.5f} "
+            f"{members[-1]['log_loss']:.4f} in {seconds / 60:.1f} min",
+            flush=True,
+        )
+
+    ensemble = weighted / sum(parse_member(t, 0)["weight"] for t in args.member)
+    args.out.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        args.out / f"{args.name}-fold{args.fold}.npz",
+        labels=labels,
+        **{f"member{i}": m.pop("probs") for i, m in enumerate(members)},
+    )
+    line = {
+        "name": args.name,
+        "fold": args.fold,
+        "rescore_every": args.rescore_every,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "seconds": sum(m["seconds"] for m in members),
+        **scores(labels, ensemble),
+        "members": members,
+    }
+    with open(args.out / "levers.jsonl", "a") as report:
+        report.write(json.dumps(line) + "\n")
+    print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()
