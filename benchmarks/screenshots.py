@@ -61,6 +61,15 @@ def main() -> None:
         server.stop()
 
 
+def at_once(work, arguments: list[tuple]) -> None:
+    """`work(*each)` for each of `arguments`, all in threads at once; back when all are."""
+    threads = [threading.Thread(target=work, args=each) for each in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def time_drawn(pages: list[Page], count: int) -> None:
     """Milliseconds from the mouse's release on the canvas to the prediction shown, timed by
     the page's own clock, each page drawing `count` one-stroke digits, all pages at once."""
@@ -70,11 +79,7 @@ def time_drawn(pages: list[Page], count: int) -> None:
         for number in range(count):
             timings.append(page.timed_draw((0, 1, 7)[number % 3])[1])
 
-    threads = [threading.Thread(target=tab, args=(page,)) for page in pages]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(tab, [(page,) for page in pages])
     print(
         f"{len(pages)} tab(s) drawing at once, {count} drawings each, in the browser: release "
         f"to prediction shown in median {statistics.median(timings):.0f} ms, slowest "
@@ -115,11 +120,7 @@ def time_drawings(url: str, run: str, tabs: int, count: int) -> None:
             json.load(urllib.request.urlopen(request))
             seconds.append(time.perf_counter() - started)
 
-    threads = [threading.Thread(target=tab) for _ in range(tabs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(tab, [()] * tabs)
     print(
         f"{tabs} tabs at once, {count} drawings each, run {run}: a drawing answered in "
         f"median {statistics.median(seconds) * 1000:.0f} ms, slowest "
