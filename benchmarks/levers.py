@@ -118,7 +118,7 @@ def main() -> None:
     data = training_data(dataset, competition, fold_of_row)
     labels = dataset.train_labels[fold_of_row == args.fold]
 
-    members, weighted = [], 0.0
+    members, weighted, total_weight = [], 0.0, 0.0
     for place, text in enumerate(args.member):
         member = parse_member(text, place)
         options = {"precision": args.precision} | member["options"]
@@ -131,6 +131,7 @@ def main() -> None:
         output = fit_pair(data, config, pair, report=epoch_timer(epoch_seconds))
         seconds = time.perf_counter() - started
         weighted = weighted + member["weight"] * output.holdout_probs
+        total_weight += member["weight"]
         members.append(
             {
                 "spec": text,
@@ -148,7 +149,7 @@ def main() -> None:
             flush=True,
         )
 
-    ensemble = weighted / sum(parse_member(t, 0)["weight"] for t in args.member)
+    ensemble = weighted / total_weight
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez(
         args.out / f"{args.name}-fold{args.fold}.npz",

@@ -174,9 +174,9 @@ def bring_home(run_dir: Path, waiting: Waiting) -> Path:
     """Wait for the kernel's current version; bring its run home, or say why not."""
     record = read_json(run_dir / KERNEL)
     ref, version = current(record)
-    shown = KernelLog(ref, version, waiting.log)
+    live_log = KernelLog(ref, version, waiting.log)
     try:
-        state = wait_for(run_dir, record, waiting, shown)
+        state = wait_for(run_dir, record, waiting, live_log)
     except KeyboardInterrupt:
         waiting.log(
             f"stopped waiting; the kernel runs on at {record['versions'][-1]['url']}: "
@@ -186,7 +186,7 @@ def bring_home(run_dir: Path, waiting: Waiting) -> Path:
     files, log = ask(lambda: kaggle_kernels.kernel_output(ref, version), run_dir, waiting)
     write_text(run_dir / KERNEL_LOG, log)
     if state.status != "COMPLETE":
-        raise UserError(failed_kernel(run_dir, record, state, log, shown))
+        raise UserError(failed_kernel(run_dir, record, state, log, live_log))
     move_home(run_dir, run_files(files, run_dir.name), record, waiting)
     return run_dir
 
@@ -251,13 +251,13 @@ def ask(question: Callable, run_dir: Path, waiting: Waiting):
 
 
 def failed_kernel(
-    run_dir: Path, record: dict, state: KernelStatus, log: str, shown: KernelLog
+    run_dir: Path, record: dict, state: KernelStatus, log: str, live_log: KernelLog
 ) -> str:
     """The tail of a failed kernel's log, less what was shown while it ran; the one line that
     says what happened."""
     lines = log.splitlines()
-    for line in lines[max(shown.shown, len(lines) - LOG_TAIL) :]:
-        shown.log(f"  | {line}")
+    for line in lines[max(live_log.shown, len(lines) - LOG_TAIL) :]:
+        live_log.log(f"  | {line}")
     ours = [line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)]
     why = ours[-1] if ours else state.failure
     ref, version = current(record)
