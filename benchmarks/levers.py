@@ -1,10 +1,11 @@
 """Screen a recipe on one fold of the full data: the default preset's levers side by side.
 
-Trains the members named by --member on every fold but --fold (of the preset's 5, as `cv`
-splits them), each in turn in this process, averages their held-out probabilities with
-their weights, and appends one JSON line: each member's and the ensemble's held-out
-accuracy and log-loss, the seconds each took, the epochs. The held-out probabilities go to
-an .npz beside it, so that members of different runs can be averaged afterwards.
+Trains the members named by --member on every fold but --fold (of --folds, 5 as the
+mission's `cv --folds 5`, split as `cv` splits them), each in turn in this process,
+averages their held-out probabilities with their weights, and appends one JSON line: each
+member's and the ensemble's held-out accuracy and log-loss, the seconds each took, the
+epochs. The held-out probabilities go to an .npz beside it, so that members of different
+runs can be averaged afterwards.
 
 Run two at once, each with one thread, to screen two recipes at equal time as a 2-core
 run's worker processes train:
@@ -35,8 +36,6 @@ from kaggle_digits.cv import fold_assignment, pair_seed, training_data
 from kaggle_digits.data import load_dataset
 from kaggle_digits.pairs import EpochReport, Pair, fit_pair
 from kaggle_digits.presets import preset_config
-
-FOLDS = 5  # the mission's `cv --folds 5`
 
 
 def parse_member(text: str, place: int) -> dict:
@@ -97,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=5, help="how many folds the rows split into")
     parser.add_argument("--name", required=True, help="the recipe's name in the report")
     parser.add_argument("--member", action="append", required=True)
     parser.add_argument("--precision", default="mixed_bfloat16", help="unless a member sets it")
@@ -114,7 +114,7 @@ def main() -> None:
         training.HardRows = rescoring_every(args.rescore_every)
     competition = load_competition()
     dataset = load_dataset(competition, args.data_dir)
-    fold_of_row = fold_assignment(dataset.train_labels, FOLDS, seed=42)
+    fold_of_row = fold_assignment(dataset.train_labels, args.folds, seed=42)
     data = training_data(dataset, competition, fold_of_row)
     labels = dataset.train_labels[fold_of_row == args.fold]
 
@@ -123,7 +123,7 @@ def main() -> None:
         member = parse_member(text, place)
         options = {"precision": args.precision} | member["options"]
         config = preset_config(member["preset"], competition.priors, **options)
-        config = dataclasses.replace(config, folds=FOLDS)
+        config = dataclasses.replace(config, folds=args.folds)
         seed = pair_seed(config, args.fold, member["member"])
         pair = Pair(args.fold, member["member"], member["arch"], seed)
         started = time.perf_counter()
@@ -159,6 +159,7 @@ def main() -> None:
     line = {
         "name": args.name,
         "fold": args.fold,
+        "folds": args.folds,
         "rescore_every": args.rescore_every,
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "seconds": sum(m["seconds"] for m in members),
