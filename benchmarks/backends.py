@@ -16,7 +16,7 @@ from importlib.util import find_spec
 
 from common import random_training_data
 
-from kaggle_digits.backend import thread_limit
+from kaggle_digits.machine.backend import thread_limit
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -57,8 +57,8 @@ def main() -> None:
 def time_nets(nets: list[tuple[str, int]], precision: str) -> dict:
     from dataclasses import replace
 
-    from kaggle_digits.config import CVConfig
-    from kaggle_digits.pairs import time_steps
+    from kaggle_digits.engine.pairs import time_steps
+    from kaggle_digits.options.config import CVConfig
 
     data = random_training_data(test_rows=512)
     timings = {}

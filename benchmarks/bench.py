@@ -13,9 +13,9 @@ from pathlib import Path
 
 from common import check_data, cv_arguments, preset_options  # sets TF_CPP_MIN_LOG_LEVEL first
 
-from kaggle_digits.competition import load_competition
-from kaggle_digits.data import load_dataset
-from kaggle_digits.download import extract_zip
+from kaggle_digits.data.competition import load_competition
+from kaggle_digits.data.dataset import load_dataset
+from kaggle_digits.kaggle.download import extract_zip
 
 
 def peak_memory_mib() -> float:
@@ -41,8 +41,8 @@ def main() -> None:
         print(f"load  cold {cold:.2f} s (parse + validate + cache)   warm {warm:.3f} s (cache)")
         if args.load_only:
             return
-        from kaggle_digits.cv import run_cv
-        from kaggle_digits.presets import preset_config
+        from kaggle_digits.jobs.cv import run_cv
+        from kaggle_digits.options.presets import preset_config
 
         config = preset_config(args.preset, competition.priors, **preset_options(args))
         started = time.perf_counter()

@@ -18,7 +18,7 @@ def cv_arguments(
 ) -> argparse.ArgumentParser:
     """--data (the competition zip), --preset, --runs-dir, and cv's own option for each of
     `fields` (default: the preset's value)."""
-    from kaggle_digits.config import OPTIONS_BY_FIELD
+    from kaggle_digits.options.config import OPTIONS_BY_FIELD
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, required=True, help="the competition zip")
@@ -37,7 +37,7 @@ def cv_arguments(
 
 def preset_options(args: argparse.Namespace) -> dict:
     """The cv options given to cv_arguments, as preset_config takes them."""
-    from kaggle_digits.config import OPTIONS_BY_FIELD
+    from kaggle_digits.options.config import OPTIONS_BY_FIELD
 
     return {field: OPTIONS_BY_FIELD[field].parse(getattr(args, field)) for field in args.cv_fields}
 
@@ -46,7 +46,7 @@ def random_training_data(train_rows: int = 4096, test_rows: int = 512):
     """Random images and labels, all in one fold, for timing steps (pairs.TrainingData)."""
     import numpy as np
 
-    from kaggle_digits.pairs import TrainingData
+    from kaggle_digits.engine.pairs import TrainingData
 
     rng = np.random.default_rng(0)
     return TrainingData(

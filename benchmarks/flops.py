@@ -15,7 +15,7 @@ import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kaggle_digits.models import ARCHITECTURES, build_model  # noqa: E402
+from kaggle_digits.models.architectures import ARCHITECTURES, build_model  # noqa: E402
 
 
 def flops_of(function, *arguments) -> float:

@@ -34,10 +34,10 @@ def main() -> None:
     args = parser.parse_args()
     check_data(args.data)
 
-    from kaggle_digits.competition import load_competition
-    from kaggle_digits.files import atomic_path
-    from kaggle_digits.plots import frontier_figure
-    from kaggle_digits.presets import preset_config
+    from kaggle_digits.base.files import atomic_path
+    from kaggle_digits.base.plots import frontier_figure
+    from kaggle_digits.data.competition import load_competition
+    from kaggle_digits.options.presets import preset_config
 
     points = []
     for budget in [float(value) for value in args.budgets.split(",")]:

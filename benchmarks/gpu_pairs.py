@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 from common import random_training_data
 
-from kaggle_digits.backend import backend_name, cpu_count, thread_limit
-from kaggle_digits.competition import load_competition
-from kaggle_digits.pairs import time_steps
-from kaggle_digits.presets import preset_config
+from kaggle_digits.data.competition import load_competition
+from kaggle_digits.engine.pairs import time_steps
+from kaggle_digits.machine.backend import backend_name, cpu_count, thread_limit
+from kaggle_digits.options.presets import preset_config
 
 
 class GpuSampler:
@@ -72,7 +72,7 @@ _barrier = None
 def _start(barrier) -> None:
     global _barrier
     _barrier = barrier
-    from kaggle_digits.backend import import_keras
+    from kaggle_digits.machine.backend import import_keras
 
     import_keras()
 

@@ -24,8 +24,8 @@ from common import (  # sets TF_CPP_MIN_LOG_LEVEL first
 )
 from sklearn.model_selection import train_test_split
 
-from kaggle_digits.competition import Competition, load_competition
-from kaggle_digits.download import extract_zip
+from kaggle_digits.data.competition import Competition, load_competition
+from kaggle_digits.kaggle.download import extract_zip
 
 
 def split_competition(
@@ -63,8 +63,8 @@ def holdout_run(
     keep_folds: bool = False,
 ) -> dict:
     """`cv` with `config` on the kept rows; its submission scored on the withheld labels."""
-    from kaggle_digits.cv import run_cv
-    from kaggle_digits.submission import validate_submission, write_submission
+    from kaggle_digits.jobs.cv import run_cv
+    from kaggle_digits.kaggle.submission import validate_submission, write_submission
 
     competition = load_competition()
     with tempfile.TemporaryDirectory() as scratch:
@@ -112,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     check_data(args.data)
 
-    from kaggle_digits.presets import preset_config
+    from kaggle_digits.options.presets import preset_config
 
     config = preset_config(args.preset, load_competition().priors, **preset_options(args))
     score = holdout_run(

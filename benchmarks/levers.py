@@ -29,13 +29,14 @@ import common  # noqa: F401  (sets TF_CPP_MIN_LOG_LEVEL before TensorFlow loads)
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
 
-from kaggle_digits import training
-from kaggle_digits.competition import load_competition
-from kaggle_digits.config import OPTIONS_BY_FIELD
-from kaggle_digits.cv import fold_assignment, pair_seed, training_data
-from kaggle_digits.data import load_dataset
-from kaggle_digits.pairs import EpochReport, Pair, fit_pair
-from kaggle_digits.presets import preset_config
+from kaggle_digits.data.competition import load_competition
+from kaggle_digits.data.dataset import load_dataset
+from kaggle_digits.engine import training
+from kaggle_digits.engine.pairs import EpochReport, Pair, fit_pair
+from kaggle_digits.jobs.cv import fold_assignment, training_data
+from kaggle_digits.jobs.cv_folds import pair_seed
+from kaggle_digits.options.config import OPTIONS_BY_FIELD
+from kaggle_digits.options.presets import preset_config
 
 
 def parse_member(text: str, place: int) -> dict:

@@ -24,9 +24,9 @@ from PIL import Image, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from photos import KINDS, photo  # noqa: E402
 
-from kaggle_digits.competition import load_competition  # noqa: E402
-from kaggle_digits.download import extract_zip  # noqa: E402
-from kaggle_digits.predict import _centre_of_mass, mnist_style  # noqa: E402
+from kaggle_digits.data.competition import load_competition  # noqa: E402
+from kaggle_digits.jobs.predict import _centre_of_mass, mnist_style  # noqa: E402
+from kaggle_digits.kaggle.download import extract_zip  # noqa: E402
 
 EASY_KINDS = ("plain", "mnist")
 
@@ -72,10 +72,10 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/holdout"))
     args = parser.parse_args()
     check_data(args.data)
-    from kaggle_digits.cv import run_cv
-    from kaggle_digits.data import load_dataset
-    from kaggle_digits.predict import ensemble_probs
-    from kaggle_digits.presets import preset_config
+    from kaggle_digits.data.dataset import load_dataset
+    from kaggle_digits.jobs.cv import run_cv
+    from kaggle_digits.jobs.predict import ensemble_probs
+    from kaggle_digits.options.presets import preset_config
 
     competition = load_competition()
     with tempfile.TemporaryDirectory() as scratch:

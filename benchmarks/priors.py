@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from common import TreeMemory  # sets TF_CPP_MIN_LOG_LEVEL first
 
-from kaggle_digits.competition import load_competition
+from kaggle_digits.data.competition import load_competition
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 
@@ -94,9 +94,9 @@ def labels_path(data_dir: Path, slug: str) -> Path:
 
 def run(args: argparse.Namespace) -> dict:
     """One cv run with the chosen priors; its submission scored on the hidden labels."""
-    from kaggle_digits.cv import run_cv
-    from kaggle_digits.presets import preset_config
-    from kaggle_digits.submission import validate_submission, write_submission
+    from kaggle_digits.jobs.cv import run_cv
+    from kaggle_digits.kaggle.submission import validate_submission, write_submission
+    from kaggle_digits.options.presets import preset_config
 
     competition = load_competition(args.competition)
     if args.priors == "digits":

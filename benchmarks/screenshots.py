@@ -30,9 +30,9 @@ def main() -> None:
     parser.add_argument("--drawings", type=int, default=20, help="timed drawings a tab")
     args = parser.parse_args()
 
-    from kaggle_digits.backend import import_keras
-    from kaggle_digits.competition import load_competition
-    from kaggle_digits.serve import Explorer, create_app
+    from kaggle_digits.data.competition import load_competition
+    from kaggle_digits.faces.serve import Explorer, create_app
+    from kaggle_digits.machine.backend import import_keras
 
     import_keras()
     competition = load_competition(args.competition)

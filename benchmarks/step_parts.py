@@ -18,22 +18,22 @@ import common  # noqa: F401  (sets TF_CPP_MIN_LOG_LEVEL before TensorFlow loads)
 import keras
 import numpy as np
 
-from kaggle_digits import models
-from kaggle_digits.models import build_model
-from kaggle_digits.presets import preset_config
-from kaggle_digits.training import augmentation
+from kaggle_digits.engine.training import augmentation
+from kaggle_digits.models import architectures
+from kaggle_digits.models.architectures import build_model
+from kaggle_digits.options.presets import preset_config
 
 SHAPE = (28, 28, 1)
 
 
 def without_batch_norm(precision: str) -> keras.Model:
     """strided-cnn built with each BatchNormalization layer left out."""
-    batch_norm = models._batch_norm
-    models._batch_norm = lambda: keras.layers.Activation("linear")
+    batch_norm = architectures._batch_norm
+    architectures._batch_norm = lambda: keras.layers.Activation("linear")
     try:
         return build_model("strided-cnn", SHAPE, 10, precision)
     finally:
-        models._batch_norm = batch_norm
+        architectures._batch_norm = batch_norm
 
 
 def trainer(net: keras.Model, augment: bool, jit_compile: bool = False) -> keras.Model:

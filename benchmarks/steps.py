@@ -17,7 +17,7 @@ import sys
 
 import common  # noqa: F401  (quiets TensorFlow: before it is imported)
 
-from kaggle_digits.backend import thread_limit
+from kaggle_digits.machine.backend import thread_limit
 
 # name: (TF_ENABLE_ONEDNN_OPTS, precision)
 SETTINGS = {
@@ -78,9 +78,9 @@ def time_steps(nets: list[tuple[str, int]], precision: str) -> dict[str, float]:
     timed as a budget's trial times it, on random images."""
     import numpy as np
 
-    from kaggle_digits.competition import load_competition
-    from kaggle_digits.pairs import TrainingData, time_steps
-    from kaggle_digits.presets import preset_config
+    from kaggle_digits.data.competition import load_competition
+    from kaggle_digits.engine.pairs import TrainingData, time_steps
+    from kaggle_digits.options.presets import preset_config
 
     images = np.random.default_rng(0).integers(0, 256, (2048, 28, 28, 1), dtype=np.uint8)
     labels = np.arange(len(images)) % 10

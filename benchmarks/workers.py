@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import check_data, cv_arguments
 
-from kaggle_digits.backend import cpu_count
+from kaggle_digits.machine.backend import cpu_count
 
 HOLDOUT = Path(__file__).with_name("holdout.py")
 

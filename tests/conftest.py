@@ -69,9 +69,9 @@ def pytest_configure(config):
 def trained(tmp_path_factory):
     """A small competition (the same data the stand-in server holds) and a complete run
     trained on it, shared read-only by the submit and predict tests."""
-    from kaggle_digits.competition import load_competition
-    from kaggle_digits.config import CVConfig
-    from kaggle_digits.cv import run_cv
+    from kaggle_digits.data.competition import load_competition
+    from kaggle_digits.jobs.cv import run_cv
+    from kaggle_digits.options.config import CVConfig
 
     root = tmp_path_factory.mktemp("trained")
     small = write_competition(root, TRAIN_ROWS, TEST_ROWS)

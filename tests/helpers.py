@@ -5,8 +5,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from kaggle_digits.cli import app
-from kaggle_digits.config import CVConfig
+from kaggle_digits.faces.cli import app
+from kaggle_digits.options.config import CVConfig
 
 # what TensorFlow's C++ side prints as it starts, before its log level applies
 TENSORFLOW_CHATTER = ("absl::InitializeLog", "oneDNN custom operations", "cudart_stub")
@@ -22,8 +22,8 @@ def run_cli(*args: object):
 
 def run_tiny(small, tmp_path, config=TINY, **kwargs):
     """run_cv on the small generated data, into tmp_path/runs, its log discarded."""
-    from kaggle_digits.competition import load_competition
-    from kaggle_digits.cv import run_cv
+    from kaggle_digits.data.competition import load_competition
+    from kaggle_digits.jobs.cv import run_cv
 
     competition = load_competition(small.spec_path)
     kwargs.setdefault("log", lambda line: None)
@@ -46,16 +46,16 @@ def cv_cli(small, tmp_path, *args):
 
 def small_dataset(small):
     """The small generated data, loaded."""
-    from kaggle_digits.competition import load_competition
-    from kaggle_digits.data import load_dataset
+    from kaggle_digits.data.competition import load_competition
+    from kaggle_digits.data.dataset import load_dataset
 
     return load_dataset(load_competition(small.spec_path), small.data_dir)
 
 
 def training_data(small):
     """The small data as a pair's training sees it, in 2 folds."""
-    from kaggle_digits.cv import fold_assignment
-    from kaggle_digits.pairs import TrainingData
+    from kaggle_digits.engine.pairs import TrainingData
+    from kaggle_digits.jobs.cv import fold_assignment
 
     dataset = small_dataset(small)
     fold_of_row = fold_assignment(dataset.train_labels, 2, 0)
@@ -68,8 +68,8 @@ def fake_run(runs_dir, name, dataset, good_classes, seed=42, folds=2):
     """A complete run folder whose OOF probabilities are right on `good_classes` only."""
     import numpy as np
 
-    from kaggle_digits.cv import fold_assignment
-    from kaggle_digits.files import save_array, write_json
+    from kaggle_digits.base.files import save_array, write_json
+    from kaggle_digits.jobs.cv import fold_assignment
 
     rng = np.random.default_rng(len(name))
     labels = dataset.train_labels

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from helpers import TENSORFLOW_CHATTER, BackgroundScripts
 
-from kaggle_digits.competition import load_competition
-from kaggle_digits.data import load_dataset
-from kaggle_digits.files import read_json
-from kaggle_digits.predict import ensemble_probs
+from kaggle_digits.base.files import read_json
+from kaggle_digits.data.competition import load_competition
+from kaggle_digits.data.dataset import load_dataset
+from kaggle_digits.jobs.predict import ensemble_probs
 
 TESTS = Path(__file__).parent
 INSTALLED = [name for name in ("tensorflow", "jax", "torch") if find_spec(name)]

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from helpers import assert_user_error, fake_run, run_cli
 
-from kaggle_digits import blend
-from kaggle_digits.blend import blend_runs, greedy_weights
-from kaggle_digits.competition import load_competition
-from kaggle_digits.data import load_dataset
+from kaggle_digits.data.competition import load_competition
+from kaggle_digits.data.dataset import load_dataset
+from kaggle_digits.jobs import blend
+from kaggle_digits.jobs.blend import blend_runs, greedy_weights
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from helpers import assert_user_error, cv_cli, run_tiny
 
-from kaggle_digits.budget import (
+from kaggle_digits.base.errors import UserError
+from kaggle_digits.data.competition import load_competition
+from kaggle_digits.engine.budget import (
     FINISH_SECONDS,
     MAX_EPOCHS,
     SAFETY,
@@ -21,21 +23,19 @@ from kaggle_digits.budget import (
     short_budget_recipe,
     training_seconds,
 )
-from kaggle_digits.competition import load_competition
-from kaggle_digits.config import CVConfig
-from kaggle_digits.cv import all_pairs
-from kaggle_digits.errors import UserError
-from kaggle_digits.pairs import (
+from kaggle_digits.engine.pairs import (
     EpochReport,
     PairOutput,
     StepTiming,
     TrainingData,
     learning_curve_rows,
 )
-from kaggle_digits.presets import preset_config, rerun_command
-from kaggle_digits.progress import Progress
-from kaggle_digits.schedule import job_speed, makespan, shortest_run_workers
-from kaggle_digits.trials import fit_budget
+from kaggle_digits.engine.progress import Progress
+from kaggle_digits.engine.trials import fit_budget
+from kaggle_digits.jobs.cv_folds import all_pairs
+from kaggle_digits.machine.schedule import job_speed, makespan, shortest_run_workers
+from kaggle_digits.options.config import CVConfig
+from kaggle_digits.options.presets import preset_config, rerun_command
 
 ROWS = Rows(train=33600, holdout=8400, test=28000)
 TIMINGS = {
@@ -458,9 +458,9 @@ def test_a_running_epochs_progress_shows_and_shortens_the_eta():
 
 
 def test_training_reports_progress_inside_each_epoch(small):
-    from kaggle_digits.competition import load_competition
-    from kaggle_digits.data import load_dataset
-    from kaggle_digits.training import EpochReporter, train_model
+    from kaggle_digits.data.competition import load_competition
+    from kaggle_digits.data.dataset import load_dataset
+    from kaggle_digits.engine.training import EpochReporter, train_model
 
     dataset = load_dataset(load_competition(small.spec_path), small.data_dir)
     reports = []
@@ -483,7 +483,7 @@ def test_training_reports_progress_inside_each_epoch(small):
 def test_the_frontier_figure_shows_each_budget_and_the_references(tmp_path):
     import matplotlib.image
 
-    from kaggle_digits.plots import frontier_figure
+    from kaggle_digits.base.plots import frontier_figure
 
     recipes = [(5, "tiny-cnn", 3, 4.6, 0.988), (30, "strided-cnn", 9, 27.0, 0.994)]
     points = [
@@ -499,7 +499,7 @@ def test_the_frontier_figure_shows_each_budget_and_the_references(tmp_path):
 
 
 def test_the_frontier_labels_say_when_an_epoch_is_a_share_of_the_rows():
-    from kaggle_digits.plots import frontier_label
+    from kaggle_digits.base.plots import frontier_label
 
     point = {"budget": 30.0, "members": "strided-cnn", "epochs": 36.3}
     assert frontier_label(point | {"select_hard": 2.0}) == (

@@ -12,8 +12,8 @@ from helpers import assert_user_error, run_cli
 from kaggle_stub import StubKaggle
 from synthetic import kannada_frames, kannada_spec, write_competition, zip_frames
 
-from kaggle_digits.competition import load_competition
-from kaggle_digits.presets import preset_config
+from kaggle_digits.data.competition import load_competition
+from kaggle_digits.options.presets import preset_config
 
 SLUG = "kannada-like"
 TRAIN_ROWS, TEST_ROWS = 200, 40

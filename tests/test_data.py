@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 from helpers import assert_user_error, run_cli
 
-from kaggle_digits import data
-from kaggle_digits.competition import load_competition
+from kaggle_digits.data import dataset as data  # the local `dataset`s are its Datasets
+from kaggle_digits.data.competition import load_competition
 
 
 def info(small, *extra):

@@ -4,7 +4,7 @@ relative link and every `docs/...md#anchor` pointer in the code leads somewhere.
 import re
 from pathlib import Path
 
-from kaggle_digits.config import CV_OPTIONS
+from kaggle_digits.options.config import CV_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

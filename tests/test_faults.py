@@ -20,19 +20,19 @@ import numpy as np
 import pytest
 from helpers import assert_user_error, fake_run, run_cli, run_tiny, small_dataset
 
-from kaggle_digits import files
-from kaggle_digits.config import CVConfig
-from kaggle_digits.errors import UserError
-from kaggle_digits.faults import KILL_AT
-from kaggle_digits.ledger import Ledger
-from kaggle_digits.run_folder import (
+from kaggle_digits.base import files
+from kaggle_digits.base.errors import UserError
+from kaggle_digits.base.faults import KILL_AT
+from kaggle_digits.engine.run_folder import (
     find_run,
     new_run_dir,
     pair_damage,
     pair_dir,
     writing,
 )
-from kaggle_digits.runs import list_runs, run_state
+from kaggle_digits.faces.runs import list_runs, run_state
+from kaggle_digits.kaggle.ledger import Ledger
+from kaggle_digits.options.config import CVConfig
 
 SCRIPT = Path(__file__).parent / "kaggle_cli.py"
 # the tests' TINY (helpers.py) as options: two folds of two fast baselines, one epoch
@@ -432,7 +432,11 @@ class SmallDisk:
                 if Path(path).is_relative_to(disk.path) and used() > disk.limit:
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        for module in ("kaggle_digits.files", "kaggle_digits.cv", "kaggle_digits.plots"):
+        for module in (
+            "kaggle_digits.base.files",
+            "kaggle_digits.jobs.cv_folds",
+            "kaggle_digits.base.plots",
+        ):
             monkeypatch.setattr(f"{module}.atomic_path", atomic_path)
 
 

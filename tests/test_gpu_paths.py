@@ -7,11 +7,12 @@ import sys
 
 import pytest
 
-from kaggle_digits import backend, local_pairs
-from kaggle_digits.backend import GPU_PAIRS_AT_ONCE, auto_workers, worker_variables
-from kaggle_digits.config import CVConfig
-from kaggle_digits.pairs import StepTiming
-from kaggle_digits.presets import preset_config, scaled_learning_rate
+from kaggle_digits.engine import local_pairs
+from kaggle_digits.engine.pairs import StepTiming
+from kaggle_digits.machine import backend
+from kaggle_digits.machine.backend import GPU_PAIRS_AT_ONCE, auto_workers, worker_variables
+from kaggle_digits.options.config import CVConfig
+from kaggle_digits.options.presets import preset_config, scaled_learning_rate
 
 
 def test_workers_on_a_gpu_get_a_share_of_its_memory_and_one_thread_flags():
@@ -58,7 +59,7 @@ def test_on_two_gpus_the_workers_are_dealt_out_to_both(monkeypatch):
 
 
 def test_precision_auto_tries_float16_on_a_gpu_only():
-    from kaggle_digits.config import AUTO_PRECISIONS
+    from kaggle_digits.options.config import AUTO_PRECISIONS
 
     assert "mixed_float16" in AUTO_PRECISIONS[True]
     assert AUTO_PRECISIONS[False] == ("float32", "mixed_bfloat16")

@@ -14,7 +14,7 @@ import pytest
 from helpers import TENSORFLOW_CHATTER, assert_user_error, run_cli
 from stub_kernels import KaggleImage, StubKernels, can_run_kernels
 
-from kaggle_digits.kaggle_run import KERNEL, KERNEL_LOG, kernel_slug
+from kaggle_digits.kaggle.remote_run import KERNEL, KERNEL_LOG, kernel_slug
 
 # the fastest real run in a kernel: no trial, no worker processes
 SHORT = ("--epochs", "1", "--precision", "float32", "--engine", "in-process", "--tta", "0")
@@ -163,12 +163,12 @@ def test_a_detached_run_shows_on_kaggle_and_resume_brings_it_home(kaggle, tmp_pa
 
 
 def test_ctrl_c_while_waiting_leaves_the_kernel_running(kaggle, monkeypatch):
-    from kaggle_digits import kaggle_run
+    from kaggle_digits.kaggle import remote_run
 
     def interrupted(seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(kaggle_run.time, "sleep", interrupted)
+    monkeypatch.setattr(remote_run.time, "sleep", interrupted)
     result = cli(kaggle, "cv", "--on", "kaggle", *SHORT)
     assert result.exit_code != 0
     run_dir = only_run(kaggle)
@@ -261,8 +261,8 @@ def test_lost_network_while_waiting_says_how_to_come_back(kaggle):
 
 @pytest.mark.parametrize("mount", ["competitions/digit-recognizer", "digit-recognizer"])
 def test_the_kernel_finds_the_competition_where_kaggle_mounts_it(small, tmp_path, mount):
-    from kaggle_digits.competition import load_competition
-    from kaggle_digits.kernel import find_competition_files
+    from kaggle_digits.data.competition import load_competition
+    from kaggle_digits.kaggle.in_kernel import find_competition_files
 
     inputs = tmp_path / "input"
     (inputs / mount).parent.mkdir(parents=True)
@@ -274,26 +274,26 @@ def test_the_kernel_finds_the_competition_where_kaggle_mounts_it(small, tmp_path
 def test_the_kernel_says_in_one_line_what_it_lacks(small, tmp_path, monkeypatch, capsys):
     import keras
 
-    from kaggle_digits import kernel
+    from kaggle_digits.kaggle import in_kernel
 
     request = {"run": "r", "request": {}, "spec": small.spec_path.read_text()}
-    code = kernel.run_in_kernel
-    monkeypatch.setattr(kernel, "run_in_kernel", lambda *args: code(request, tmp_path, tmp_path))
-    assert kernel.main(request) == 2  # nothing attached under /kaggle/input
+    code = in_kernel.run_in_kernel
+    monkeypatch.setattr(in_kernel, "run_in_kernel", lambda *args: code(request, tmp_path, tmp_path))
+    assert in_kernel.main(request) == 2  # nothing attached under /kaggle/input
     assert (
         capsys.readouterr()
         .out.splitlines()[-1]
-        .startswith(kernel.ERROR_PREFIX + "the competition's files")
+        .startswith(in_kernel.ERROR_PREFIX + "the competition's files")
     )
     monkeypatch.setattr(keras, "__version__", "2.15.0")
-    assert kernel.main(request) == 2
+    assert in_kernel.main(request) == 2
     assert capsys.readouterr().out.splitlines()[-1] == (
-        kernel.ERROR_PREFIX + "Kaggle's image has Keras 2.15.0; kaggle-digits needs 3.3 or newer"
+        in_kernel.ERROR_PREFIX + "Kaggle's image has Keras 2.15.0; kaggle-digits needs 3.3 or newer"
     )
 
 
 def test_a_kernel_log_is_read_from_kaggles_records():
-    from kaggle_digits.kaggle_kernels import log_text
+    from kaggle_digits.kaggle.kernels import log_text
 
     records = [{"stream_name": "stdout", "time": 0.5, "data": "fold 1\n"},
                {"stream_name": "stderr", "time": 0.7, "data": "done\n"}]  # fmt: skip

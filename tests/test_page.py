@@ -10,7 +10,7 @@ import threading
 import pytest
 from page_driver import Page, Server, start_browser, why_no_browser
 
-from kaggle_digits.competition import load_competition
+from kaggle_digits.data.competition import load_competition
 
 if why_no_browser():
     pytest.skip(why_no_browser(), allow_module_level=True)
@@ -19,7 +19,7 @@ pytest.importorskip("uvicorn")
 
 @pytest.fixture(scope="module")
 def server(trained, tmp_path_factory):
-    from kaggle_digits.serve import Explorer, create_app
+    from kaggle_digits.faces.serve import Explorer, create_app
 
     runs_dir = tmp_path_factory.mktemp("page") / "runs"
     shutil.copytree(trained.run_dir, runs_dir / trained.run_dir.name)

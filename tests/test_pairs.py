@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from helpers import TINY, modules_imported, run_tiny, small_dataset, training_data
 
-from kaggle_digits import local_pairs
-from kaggle_digits.config import CVConfig
-from kaggle_digits.cv import fold_assignment
-from kaggle_digits.pairs import Pair, fit_pair
-from kaggle_digits.run_folder import pair_dir
-from kaggle_digits.training import BatchClock, train_model
+from kaggle_digits.engine import local_pairs
+from kaggle_digits.engine.pairs import Pair, fit_pair
+from kaggle_digits.engine.run_folder import pair_dir
+from kaggle_digits.engine.training import BatchClock, train_model
+from kaggle_digits.jobs.cv import fold_assignment
+from kaggle_digits.options.config import CVConfig
 
 
 class LastStepWeights(keras.callbacks.Callback):
@@ -67,7 +67,7 @@ def test_fractional_epochs_train_their_share_of_a_pass_to_the_schedules_end(smal
 def test_the_saved_model_is_the_one_that_predicted(small, option):
     """With EMA on, the saved .keras file holds the averaged weights that made the run's
     held-out and test probabilities; with deskewing on, it holds the Deskew layer too."""
-    from kaggle_digits.layers import Deskew
+    from kaggle_digits.models.layers import Deskew
 
     data = training_data(small)
     config = CVConfig(members=("tiny-cnn",), epochs=2, batch_size=32, **option)
@@ -112,7 +112,7 @@ def test_fewer_folds_chosen_after_the_workers_got_the_data_are_the_ones_trained(
         runner.time_steps(data, config, "mlp")  # the workers start with the 3-fold data
         return replace(config, folds=2, epochs=1), {"epochs": 1}
 
-    monkeypatch.setattr("kaggle_digits.cv.fit_budget", fewer_folds)
+    monkeypatch.setattr("kaggle_digits.jobs.cv.fit_budget", fewer_folds)
     config = replace(TINY, folds=3, members=("mlp",), budget_minutes=5, workers=2)
     result = run_tiny(small, tmp_path, config)
     labels = small_dataset(small).train_labels
@@ -127,9 +127,11 @@ def test_the_driver_of_a_run_with_workers_never_loads_keras():
     """Checking options, planning and writing the run folder need no Keras: with workers, the
     driver stays ~0.5 GB lighter."""
     driver_work = (
-        "from kaggle_digits import cv, budget, progress, plots\n"
-        "from kaggle_digits.config import provenance\n"
-        "from kaggle_digits.presets import preset_config\n"
+        "from kaggle_digits.base import plots\n"
+        "from kaggle_digits.engine import budget, progress\n"
+        "from kaggle_digits.jobs import cv\n"
+        "from kaggle_digits.options.config import provenance\n"
+        "from kaggle_digits.options.presets import preset_config\n"
         "preset_config('default', members=('strided-cnn', 'lc-cnn')); provenance('x')"
     )
     assert modules_imported(driver_work, "keras", "tensorflow") == [False, False]
@@ -143,7 +145,7 @@ def test_tensorflow_trains_with_onednn_unless_told_not_to():
     import sys
 
     ask = (
-        "import kaggle_digits.training\n"
+        "import kaggle_digits.engine.training\n"
         "from tensorflow.python.util import _pywrap_util_port as port\n"
         "print(port.IsMklEnabled())"
     )
@@ -159,7 +161,7 @@ def test_tensorflow_trains_with_onednn_unless_told_not_to():
 
 
 def test_learning_curves_score_a_spread_of_the_held_out_rows():
-    from kaggle_digits.pairs import CURVE_ROWS, learning_curve_rows
+    from kaggle_digits.engine.pairs import CURVE_ROWS, learning_curve_rows
 
     rows = learning_curve_rows(8400, CVConfig())
     assert CURVE_ROWS / 2 < len(rows) <= CURVE_ROWS
@@ -181,7 +183,7 @@ def test_more_local_workers_than_cores_share_them(monkeypatch):
 
 
 def test_a_crowd_of_workers_is_timed_again_as_its_last_round_runs(monkeypatch):
-    from kaggle_digits import pairs
+    from kaggle_digits.engine import pairs
 
     monkeypatch.setattr(local_pairs, "cpu_count", lambda: 2)
     busy = []
@@ -206,7 +208,7 @@ def test_a_crowd_of_workers_is_timed_again_as_its_last_round_runs(monkeypatch):
 
 
 def test_a_trials_wait_for_the_other_workers_is_not_timed(small):
-    from kaggle_digits import pairs
+    from kaggle_digits.engine import pairs
 
     waits = []
     wait_seconds = 3.0
@@ -240,7 +242,7 @@ def test_workers_sharing_cores_time_their_steps_together_in_both_rounds(small, m
 
 def test_the_pairs_train_in_fresh_workers_after_a_trial(small):
     """A process keeps what a trial's nets held: the pairs start in new worker processes."""
-    from kaggle_digits.cv import all_pairs
+    from kaggle_digits.jobs.cv_folds import all_pairs
 
     data = training_data(small)
     config = replace(TINY, members=("mlp",), workers=2)

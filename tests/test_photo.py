@@ -8,7 +8,7 @@ from photos import KINDS, photo
 from PIL import Image
 from synthetic import make_digits
 
-from kaggle_digits.predict import mnist_style
+from kaggle_digits.jobs.predict import mnist_style
 
 SHAPE = (28, 28, 1)
 
@@ -51,8 +51,8 @@ def predict(trained, *args):
 
 
 def test_a_folder_of_photos_is_predicted_without_framework_warnings(trained, tmp_path):
-    from kaggle_digits.competition import load_competition
-    from kaggle_digits.data import load_dataset
+    from kaggle_digits.data.competition import load_competition
+    from kaggle_digits.data.dataset import load_dataset
 
     dataset = load_dataset(load_competition(trained.spec_path), trained.data_dir)
     folder = tmp_path / "photos"
@@ -103,6 +103,6 @@ def test_a_photo_taken_sideways_is_turned_upright_by_its_exif_orientation(tmp_pa
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to view": the pixels are stored sideways
     upright.rotate(90, expand=True).save(path, exif=exif)
-    from kaggle_digits.predict import read_image
+    from kaggle_digits.jobs.predict import read_image
 
     assert read_image(path).shape[:2] == np.asarray(upright).shape[:2]

@@ -5,7 +5,7 @@ import pytest
 from helpers import assert_user_error, run_cli
 from PIL import Image
 
-from kaggle_digits.predict import mnist_style
+from kaggle_digits.jobs.predict import mnist_style
 
 
 def as_photo(image: np.ndarray, scale: int = 7, offset=(40, 110), size=(360, 300)) -> Image.Image:
@@ -25,8 +25,8 @@ def predict(trained, *args):
 
 
 def test_mnist_style_recovers_a_scaled_shifted_inverted_digit(trained):
-    from kaggle_digits.competition import load_competition
-    from kaggle_digits.data import load_dataset
+    from kaggle_digits.data.competition import load_competition
+    from kaggle_digits.data.dataset import load_dataset
 
     dataset = load_dataset(load_competition(trained.spec_path), trained.data_dir)
     for image in dataset.train_images[:5]:
@@ -39,8 +39,8 @@ def test_mnist_style_recovers_a_scaled_shifted_inverted_digit(trained):
 
 
 def test_own_images_are_recognised(trained, tmp_path):
-    from kaggle_digits.competition import load_competition
-    from kaggle_digits.data import load_dataset
+    from kaggle_digits.data.competition import load_competition
+    from kaggle_digits.data.dataset import load_dataset
 
     dataset = load_dataset(load_competition(trained.spec_path), trained.data_dir)
     paths, labels = [], []
@@ -59,8 +59,8 @@ def test_own_images_are_recognised(trained, tmp_path):
 
 
 def test_transparent_png_with_dark_ink(trained, tmp_path):
-    from kaggle_digits.competition import load_competition
-    from kaggle_digits.data import load_dataset
+    from kaggle_digits.data.competition import load_competition
+    from kaggle_digits.data.dataset import load_dataset
 
     dataset = load_dataset(load_competition(trained.spec_path), trained.data_dir)
     row = int(np.flatnonzero(dataset.train_labels == 7)[0])

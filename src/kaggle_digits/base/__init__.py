@@ -1,0 +1,6 @@
+"""What every layer shares: errors a user can cause (errors.py), the points where the tests
+inject kills and full disks (faults.py), files written whole or not at all (files.py),
+figures (plots.py) and MLflow tracking (tracking.py).
+
+Imports from: nothing of the package's.
+"""

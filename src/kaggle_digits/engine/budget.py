@@ -1,0 +1,210 @@
+"""`cv --budget MINUTES`: how long a run will take, and the epochs (and members) that fit.
+
+The time model: a pair costs its start-up (build, compile, trace), its epochs (training
+steps, then scoring the held-out fold) and its predictions; pairs go, in order, to the first
+free worker, and workers beyond the cores share them (schedule.makespan); the run ends with
+averaging, scoring and plots. The step times come from a short trial of each member
+(pairs.time_steps), run as the real pairs will run, so the plan holds for this machine,
+backend and number of workers.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+
+from kaggle_digits.base.errors import UserError
+from kaggle_digits.data.competition import Priors
+from kaggle_digits.engine.pairs import StepTiming, learning_curve_rows
+from kaggle_digits.machine.schedule import makespan
+from kaggle_digits.options.config import CVConfig
+from kaggle_digits.options.presets import PRESETS, preset_config
+
+# Plan to end before the budget: a shared machine's speed wanders by ±30% from one minute to
+# the next (see docs/measurements.md#planning-margins)
+SAFETY = 0.90
+# averaging the members, scoring, plots, writing the run folder, with a margin
+FINISH_SECONDS = 10.0
+SAVE_SECONDS = 2.0  # a pair's model file and predictions
+MIN_EPOCHS_PER_MEMBER = 6  # below this, a second member is worth less than longer training
+MAX_EPOCHS = 60  # past this, a longer schedule buys next to nothing
+# the recipe for budgets too short for a preset's own nets (see short_budget_recipe)
+SHORT_BUDGET_PRESET = "quick"
+# below this, the short-budget recipe's small net is far from converged, and its preset's
+# fewer folds buy it more epochs (see docs/measurements.md#two-folds-for-quick)
+SHORT_RECIPE_EPOCHS = 15
+
+
+@dataclass(frozen=True)
+class Rows:
+    """How many images a pair trains on, scores each epoch, and predicts."""
+
+    train: int
+    holdout: int
+    test: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    members: tuple[str, ...]
+    epochs: float  # in tenths
+    estimated_seconds: float  # from the plan's start to the run's end
+    crowded_speed: float = 1.0  # of each worker while more workers than cores run
+
+    def to_dict(self) -> dict:
+        return {
+            "members": list(self.members),
+            "epochs": self.epochs,
+            "estimated_minutes": round(self.estimated_seconds / 60, 1),
+        }
+
+
+def epoch_seconds(timing: StepTiming, rows: Rows, config: CVConfig) -> float:
+    """One epoch after the first: the training steps, then held-out rows scored for the
+    learning curves and, with select_hard, the training rows to choose the next epoch's."""
+    one, two = (training_seconds(timing, rows, replace(config, epochs=n)) for n in (1, 2))
+    return two - one
+
+
+def training_seconds(timing: StepTiming, rows: Rows, config: CVConfig) -> float:
+    """config.epochs passes of training steps, as CVConfig.epoch_steps spreads them over whole
+    epochs; held-out rows scored after every whole epoch."""
+    epochs, steps_per_epoch = config.epoch_steps(rows.train)
+    steps = epochs * steps_per_epoch
+    scored = epochs * len(learning_curve_rows(rows.holdout, config))
+    if config.select_hard:
+        scored += (epochs - 1) * rows.train  # choosing the rows of each epoch after the first
+    return steps * timing.step_seconds + scored * timing.predict_seconds
+
+
+def passes(config: CVConfig, epochs: float) -> float:
+    """`epochs` of `config` in passes over all of a fold's rows (with select_hard, an epoch
+    trains on fewer), the unit of the limits above."""
+    return epochs / (1 + config.select_hard)
+
+
+def overhead_seconds(timing: StepTiming, rows: Rows, tta: int) -> float:
+    """What a pair costs beside its epochs: start-up, predictions, saving."""
+    predictions = (rows.holdout + rows.test) * timing.predict_seconds * (1 + tta)
+    return timing.startup_seconds + predictions + SAVE_SECONDS
+
+
+def pair_seconds(timing: StepTiming, rows: Rows, config: CVConfig, epochs: float) -> float:
+    trained = training_seconds(timing, rows, replace(config, epochs=epochs))
+    return trained + overhead_seconds(timing, rows, config.tta)
+
+
+def run_seconds(
+    config: CVConfig,
+    members: Sequence[str],
+    epochs: float,
+    timings: dict[str, StepTiming],
+    rows: Rows,
+    workers: int,
+    cores: int | None = None,
+) -> float:
+    """The run's seconds with `workers` pairs at once on `cores` cores (None: one each). The
+    timings were taken with every worker busy, each then at crowded_speed of a core to itself."""
+    cores = cores or workers
+    speed = crowded_speed([timings[architecture] for architecture in members], workers, cores)
+    durations = [
+        pair_seconds(timings[architecture], rows, config, epochs) * speed
+        for _ in range(config.folds)
+        for architecture in members
+    ]
+    return makespan(durations, workers, cores=cores, crowded_speed=speed) + FINISH_SECONDS
+
+
+def crowded_speed(timings: Sequence[StepTiming], workers: int, cores: int) -> float:
+    """The speed of each worker, as a share of a core to itself, while all `workers` are busy:
+    1 with no more workers than cores; measured where the trial also timed the steps with
+    only `cores` workers busy; else an even share of the cores."""
+    if workers <= cores:
+        return 1.0
+    measured = [t for t in timings if t.uncrowded_step_seconds]
+    if not measured:
+        return cores / workers
+    ratios = [t.uncrowded_step_seconds / t.step_seconds for t in measured]
+    return min(1.0, sum(ratios) / len(ratios))
+
+
+def best_plan(
+    config: CVConfig,
+    timings: dict[str, StepTiming],
+    rows: Rows,
+    workers: int,
+    seconds_left: float,
+    cores: int | None = None,
+) -> Plan | None:
+    """The most epochs, in tenths, that fit in `seconds_left`, for as many of the preset's
+    members as can each still have MIN_EPOCHS_PER_MEMBER (the first member is always kept);
+    None where not even one epoch of the first member fits."""
+    usable = seconds_left * SAFETY
+    for count in range(len(config.members), 0, -1):
+        members = config.members[:count]
+        tenths = 0
+        while passes(config, tenths / 10) < MAX_EPOCHS and (
+            run_seconds(config, members, (tenths + 1) / 10, timings, rows, workers, cores) <= usable
+        ):
+            tenths += 1
+        epochs = tenths / 10
+        if passes(config, epochs) >= MIN_EPOCHS_PER_MEMBER or (count == 1 and epochs >= 1):
+            return Plan(
+                members,
+                epochs,
+                run_seconds(config, members, epochs, timings, rows, workers, cores),
+                crowded_speed([timings[name] for name in members], workers, cores or workers),
+            )
+    return None
+
+
+def plan_budget(
+    config: CVConfig,
+    timings: dict[str, StepTiming],
+    rows: Rows,
+    workers: int,
+    seconds_left: float,
+    cores: int | None = None,
+) -> Plan:
+    """best_plan, or one line saying how much time one epoch per pair needs."""
+    plan = best_plan(config, timings, rows, workers, seconds_left, cores)
+    if plan is not None:
+        return plan
+    needed = run_seconds(config, config.members[:1], 1, timings, rows, workers, cores) / SAFETY
+    spent = config.budget_minutes * 60 - seconds_left
+    raise UserError(
+        f"a budget of {config.budget_minutes:g} min is too small for one epoch per pair "
+        f"({config.folds} folds of {config.members[0]} need about "
+        f"{(needed + spent) / 60:.1f} min here); give a larger --budget or fewer --folds"
+    )
+
+
+def short_budget_recipe(config: CVConfig, priors: Priors | None = None) -> CVConfig | None:
+    """The quick preset's recipe (net, batch size, learning rate) for the competition's images
+    (`priors`: its spec's, for the quick preset) with this run's own options (folds, seed,
+    workers, budget and whatever else was chosen by hand), to use where the budget gives the
+    preset's nets fewer than MIN_EPOCHS_PER_MEMBER epochs: a small net trained to
+    convergence beats a big one stopped after a few epochs (see
+    docs/measurements.md#small-nets-for-short-budgets).
+
+    None where the run's nets were chosen by hand (--members) or already are the quick ones."""
+    own = PRESETS.get(config.preset)
+    if own is None or config.preset == SHORT_BUDGET_PRESET or config.members != own.members:
+        return None
+    kept = {"folds", "seed", "workers", "budget_minutes"}
+    chosen = {
+        field.name: getattr(config, field.name)
+        for field in fields(CVConfig)
+        if field.compare
+        and field.name not in ("preset", "members", "epochs")
+        and (field.name in kept or chosen_by_hand(config, own, field.name, priors))
+    }
+    recipe = preset_config(SHORT_BUDGET_PRESET, priors, **chosen)
+    carried = {name: config.chosen_by.get(name, "preset") for name in chosen}
+    return replace(recipe, chosen_by={**recipe.chosen_by, **carried})
+
+
+def chosen_by_hand(config: CVConfig, preset: CVConfig, name: str, priors: Priors | None) -> bool:
+    """Whether the field `name` was given as an option: as its chosen_by says; without chosen_by or
+    priors to take the rest from, wherever it differs from its preset."""
+    if config.chosen_by and priors is not None:
+        return config.chosen_by.get(name) == "option"
+    return getattr(config, name) != getattr(preset, name)

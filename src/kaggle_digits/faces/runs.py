@@ -1,0 +1,106 @@
+"""`kaggle-digits runs`: every run folder at a glance, newest first, with its state
+(complete, running, incomplete or damaged) and its best public score from the ledger."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kaggle_digits.engine.run_folder import (
+    REQUEST,
+    RUN_COMPLETE,
+    SETTLED,
+    is_complete,
+    is_running,
+    mend_command,
+    options_file,
+    read_object,
+    run_damage,
+    run_folders,
+)
+from kaggle_digits.kaggle.ledger import Ledger
+from kaggle_digits.kaggle.remote_run import is_on_kaggle, kaggle_state
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    kind: str  # the preset, or "blend"
+    members: str
+    epochs: str
+    oof_accuracy: float | None
+    wall_minutes: float | None  # the time its pairs trained, side by side counted once
+    complete: bool  # and undamaged
+    best_public_score: float | None
+    path: Path
+    state: str  # complete, running, on Kaggle, incomplete or damaged, with what to do
+
+
+def list_runs(runs_dir: Path, submissions_dir: Path) -> list[RunRow]:
+    """One row per run folder in runs_dir (runs/latest and stray files left out)."""
+    best = best_public_scores(Path(submissions_dir) / "ledger.csv")
+    rows = []
+    for folder in run_folders(runs_dir):
+        config = read_object(options_file(folder))
+        state, metrics = run_state(folder)
+        rows.append(
+            RunRow(
+                run_id=folder.name,
+                kind="blend" if "sources" in config else str(config.get("preset", "?")),
+                members=",".join(config.get("members", [])),
+                epochs=str(config.get("epochs", "")),
+                oof_accuracy=metrics.get("oof_accuracy"),
+                wall_minutes=metrics.get("wall_minutes"),
+                complete=state == "complete",
+                best_public_score=best.get(folder.name),
+                path=folder,
+                state=state,
+            )
+        )
+    return sorted(rows, key=lambda row: started_at(row.path), reverse=True)
+
+
+def run_state(folder: Path) -> tuple[str, dict]:
+    """What a run folder is now, with what to do about it; and its metrics, where whole."""
+    if is_running(folder):
+        return "running", {}
+    if is_on_kaggle(folder):
+        return kaggle_state(folder), {}
+    if not is_complete(folder):
+        return f"incomplete: kaggle-digits cv --resume {folder}", {}
+    damage = run_damage(folder)
+    if damage is not None:
+        where = damage.path.relative_to(folder)
+        return f"damaged: {where} {damage.what}; {mend_command(folder)}", {}
+    return "complete", read_object(folder / RUN_COMPLETE)
+
+
+def started_at(folder: Path) -> float:
+    return min(
+        (folder / name).stat().st_mtime for name in (SETTLED, REQUEST) if (folder / name).exists()
+    )
+
+
+def best_public_scores(ledger_path: Path) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for row in Ledger(ledger_path).rows():
+        if row.get("public_score"):
+            score = float(row["public_score"])
+            best[row["run_id"]] = max(score, best.get(row["run_id"], score))
+    return best
+
+
+def runs_table(rows: list[RunRow]) -> str:
+    if not rows:
+        return "no runs yet; start one with `kaggle-digits cv`"
+    lines = [
+        f"{'run':28} {'kind':8} {'members':28} {'epochs':>6} {'OOF':>8} {'wall':>6} "
+        f"{'best LB':>8}  state"
+    ]
+    for row in rows:
+        oof = f"{row.oof_accuracy:.5f}" if row.oof_accuracy is not None else "-"
+        minutes = f"{row.wall_minutes:.1f}" if row.wall_minutes is not None else "-"
+        public = f"{row.best_public_score:.5f}" if row.best_public_score is not None else "-"
+        lines.append(
+            f"{row.run_id:28} {row.kind:8} {row.members:28} {row.epochs:>6} {oof:>8} "
+            f"{minutes:>6} {public:>8}  {row.state}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,195 @@
+"""Every call to Kaggle goes through here, and so does turning Kaggle's failures into one-line
+UserErrors. Nothing else in the toolkit imports the `kaggle` package."""
+
+import contextlib
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from kaggle_digits.base.errors import UserError
+
+CREDENTIALS_HELP = (
+    "no Kaggle credentials found: set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY, "
+    "or save ~/.kaggle/kaggle.json (create a token at https://www.kaggle.com/settings/api)"
+)
+
+
+@dataclass(frozen=True)
+class RemoteSubmission:
+    ref: int
+    status: str  # PENDING, COMPLETE or ERROR
+    public_score: str | None
+    error: str | None
+    description: str | None
+    team_name: str | None = None
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    team_id: int
+    team_name: str
+    score: float
+    date: str  # the team's last submission, yyyy-mm-dd
+
+
+LEADERBOARD_PAGE = 200  # rows a call
+
+
+class KaggleUnreachable(UserError):
+    """No network, or Kaggle not answering: worth trying again later."""
+
+
+def authenticated_api():
+    """A KaggleApi that has found credentials, or a UserError saying how to provide them."""
+    # Importing `kaggle` authenticates at import time and prints a help text when it finds
+    # no credentials; keep that text off the user's screen, we say it in one line below.
+    with contextlib.redirect_stdout(io.StringIO()):
+        from kaggle.api.kaggle_api_extended import KaggleApi
+
+        api = KaggleApi()
+        try:
+            api.authenticate()
+        except SystemExit:
+            raise UserError(CREDENTIALS_HELP) from None
+    return api
+
+
+@contextlib.contextmanager
+def kaggle_errors(slug: str, action: str, not_found: str | None = None) -> Iterator[None]:
+    """Turn the kaggle client's exceptions into one-line UserErrors about `action`;
+    `not_found` says what a 404 means (default: no such competition)."""
+    try:
+        yield
+    except requests.exceptions.HTTPError as error:
+        raise UserError(f"{action} failed: {_explain_http_error(error, slug, not_found)}") from None
+    except requests.exceptions.ConnectionError:
+        raise KaggleUnreachable(
+            f"{action} failed: cannot reach Kaggle; check your network connection"
+        ) from None
+    except requests.exceptions.Timeout:
+        raise KaggleUnreachable(
+            f"{action} failed: Kaggle did not answer in time; try again"
+        ) from None
+
+
+def _explain_http_error(
+    error: requests.exceptions.HTTPError, slug: str, not_found: str | None = None
+) -> str:
+    status, message = _status_and_message(error)
+    if status == 401:
+        return (
+            "Kaggle rejected the credentials (401); check KAGGLE_USERNAME/KAGGLE_KEY, "
+            "KAGGLE_API_TOKEN or ~/.kaggle/kaggle.json, or create a new token at "
+            "https://www.kaggle.com/settings/api"
+        )
+    if status == 403 and "rules" in message.lower():
+        return (
+            "you have not accepted this competition's rules (403); accept them at "
+            f"https://www.kaggle.com/competitions/{slug}/rules and try again"
+        )
+    if status == 403:
+        return f"Kaggle refused access (403): {message}"
+    if status == 404 and not_found:
+        return f"{not_found} (404)"
+    if status == 404:
+        return (
+            f"competition '{slug}' not found on Kaggle (404); check `slug` in the competition spec"
+        )
+    if message.startswith("Submission not allowed"):
+        return f"daily submission limit reached: {message}"
+    return f"Kaggle answered {status}: {message}"
+
+
+def _status_and_message(error: requests.exceptions.HTTPError) -> tuple[int, str]:
+    response = error.response
+    status = response.status_code if response is not None else 0
+    message = str(error.args[0]) if error.args else ""
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        body = response.json()
+        status = int(body.get("code", status))
+        message = str(body.get("message", message))
+    return status, message
+
+
+def download_competition_zip(slug: str, folder: Path) -> Path:
+    """Download the competition's data zip into `folder`; return its path."""
+    with kaggle_errors(slug, "download"):
+        api = authenticated_api()
+        try:
+            api.competition_download_files(slug, path=str(folder), force=True, quiet=True)
+        except ValueError as error:  # the client's check that every byte arrived
+            raise UserError(f"download failed: the zip arrived incomplete ({error})") from None
+    zips = sorted(Path(folder).glob("*.zip"))
+    if not zips:
+        raise UserError(f"download failed: Kaggle sent no zip file for '{slug}'")
+    return zips[0]
+
+
+def submit_file(slug: str, csv_path: Path, message: str) -> int:
+    """Upload a submission file; return Kaggle's reference for it."""
+    with kaggle_errors(slug, "submission"), contextlib.redirect_stdout(io.StringIO()) as printed:
+        api = authenticated_api()
+        response = api.competition_submit(str(csv_path), message, slug, quiet=True)
+    if response.message == api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE:
+        detail = printed.getvalue().strip().splitlines()
+        reason = detail[-1] if detail else "the upload did not complete"
+        raise UserError(f"submission failed: uploading {csv_path.name} failed ({reason})")
+    return int(response.ref)
+
+
+def list_submissions(slug: str, action: str = "listing submissions") -> list[RemoteSubmission]:
+    """The user's submissions to the competition, newest first; `action`: what a failure
+    says was being done."""
+    with kaggle_errors(slug, action):
+        api = authenticated_api()
+        submissions = api.competition_submissions(slug, page_size=100) or []
+    return [
+        RemoteSubmission(
+            ref=int(sub.ref),
+            status=sub.status.name if hasattr(sub.status, "name") else str(sub.status),
+            public_score=sub.public_score or None,
+            error=sub.error_description or None,
+            description=sub.description or None,
+            team_name=sub.team_name or None,
+        )
+        for sub in submissions
+        if sub is not None
+    ]
+
+
+def public_leaderboard(
+    slug: str, enough: Callable[[list[LeaderboardRow]], bool]
+) -> tuple[list[LeaderboardRow], bool]:
+    """The public leaderboard, best first, page by page through the client's own
+    GetLeaderboard call (what `kaggle competitions leaderboard --show` asks), until it ends
+    or `enough(rows so far)` says so; and whether it ended (every row read)."""
+    from kagglesdk.competitions.types.competition_api_service import ApiGetLeaderboardRequest
+
+    rows: list[LeaderboardRow] = []
+    with kaggle_errors(slug, "reading the leaderboard"):
+        api = authenticated_api()
+        with api.build_kaggle_client() as kaggle:
+            token = ""
+            while True:
+                request = ApiGetLeaderboardRequest()
+                request.competition_name = slug
+                request.page_size = LEADERBOARD_PAGE
+                if token:
+                    request.page_token = token
+                response = kaggle.competitions.competition_api_client.get_leaderboard(request)
+                rows += [_leaderboard_row(entry) for entry in response.submissions or [] if entry]
+                token = response.next_page_token
+                if not token or enough(rows):
+                    return rows, not token
+
+
+def _leaderboard_row(entry) -> LeaderboardRow:
+    try:
+        score = float(entry.score)
+    except (TypeError, ValueError):
+        score = float("nan")  # a team without a public score yet
+    date = entry.submission_date.strftime("%Y-%m-%d") if entry.submission_date else ""
+    return LeaderboardRow(int(entry.team_id), entry.team_name or "", score, date)
