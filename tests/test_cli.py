@@ -21,16 +21,15 @@ def test_native_stderr_is_replayed_when_the_block_fails(capfd):
 
 def test_python_dash_m_runs_the_command():
     """`python -m kaggle_digits` is the `kaggle-digits` command, with the same commands."""
-    import shutil
     import subprocess
     import sys
+    from pathlib import Path
 
     as_module = subprocess.run(
         [sys.executable, "-m", "kaggle_digits", "--help"], capture_output=True, text=True
     )
-    as_script = subprocess.run(
-        [shutil.which("kaggle-digits") or "kaggle-digits", "--help"], capture_output=True, text=True
-    )
+    script = Path(sys.executable).with_name("kaggle-digits")  # the install's console script
+    as_script = subprocess.run([script, "--help"], capture_output=True, text=True)
     assert as_module.returncode == as_script.returncode == 0, as_module.stderr
     commands = ("download", "info", "cv", "submit", "leaderboard", "blend", "runs", "serve")
     assert all(f"│ {name} " in as_module.stdout for name in commands)
