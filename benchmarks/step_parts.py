@@ -3,7 +3,8 @@
 Times Keras train_on_batch in this process, one thread, for the default preset's step (batch
 32, mixed_bfloat16 unless --precision says otherwise) and for the same step without the
 augmentation layers, without batch normalisation, as a forward pass only, with larger
-batches, and for a model of one dense layer (the framework's own cost a step). Rounds of
+batches, with TensorFlow's fused batch normalisation in place of Keras's, and for a model
+of one dense layer (the framework's own cost a step). Rounds of
 the variants interleave, so that a machine's drift touches them all alike; each figure is
 the median over the rounds.
 
@@ -36,6 +37,48 @@ def without_batch_norm(precision: str) -> keras.Model:
         architectures._batch_norm = batch_norm
 
 
+class FusedBatchNorm(keras.layers.Layer):
+    """BatchNormalization through TensorFlow's fused kernel (FusedBatchNormV3), the one Keras 2
+    used; Keras 3 computes the moments and the normalisation as separate ops, in float32.
+    TensorFlow only, for timing: the moving averages follow as Keras's do (momentum 0.9)."""
+
+    def build(self, shape):
+        channels = (shape[-1],)
+        self.gamma = self.add_weight(shape=channels, initializer="ones")
+        self.beta = self.add_weight(shape=channels, initializer="zeros")
+        self.moving_mean = self.add_weight(shape=channels, initializer="zeros", trainable=False)
+        self.moving_variance = self.add_weight(shape=channels, initializer="ones", trainable=False)
+
+    def call(self, x, training=None):
+        import tensorflow as tf
+
+        flat = len(x.shape) == 2  # after a dense layer: one pixel of C channels
+        images = tf.reshape(x, (-1, 1, 1, x.shape[-1])) if flat else x
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            images,
+            tf.cast(self.gamma.value, tf.float32),
+            tf.cast(self.beta.value, tf.float32),
+            mean=None if training else tf.cast(self.moving_mean.value, tf.float32),
+            variance=None if training else tf.cast(self.moving_variance.value, tf.float32),
+            epsilon=1e-3,
+            is_training=bool(training),
+        )
+        if training:  # the variables themselves, float32 (`.value` is cast to bfloat16 here)
+            self.moving_mean.assign(0.9 * self.moving_mean._value + 0.1 * mean)
+            self.moving_variance.assign(0.9 * self.moving_variance._value + 0.1 * variance)
+        return tf.reshape(y, tf.shape(x)) if flat else y
+
+
+def with_fused_batch_norm(precision: str) -> keras.Model:
+    """strided-cnn built with TensorFlow's fused batch normalisation in place of Keras's."""
+    batch_norm = architectures._batch_norm
+    architectures._batch_norm = FusedBatchNorm
+    try:
+        return build_model("strided-cnn", SHAPE, 10, precision)
+    finally:
+        architectures._batch_norm = batch_norm
+
+
 def trainer(net: keras.Model, augment: bool, jit_compile: bool = False) -> keras.Model:
     inputs = keras.Input(SHAPE, dtype="uint8")
     layers = augmentation(preset_config("default", epochs=1), seed=0) if augment else None
@@ -54,6 +97,10 @@ def variants(precision: str) -> dict:
         "without augmentation": (trainer(net, False), 32, "train"),
         "without augmentation or batch norm": (
             trainer(without_batch_norm(precision), False), 32, "train"),
+        "default step, fused batch norm (TensorFlow's kernel)": (
+            trainer(with_fused_batch_norm(precision), True), 32, "train"),
+        "fused batch norm, batch 64": (
+            trainer(with_fused_batch_norm(precision), True), 64, "train"),
         "forward pass only (prediction), batch 32": (trainer(net, False), 32, "predict"),
         "default step, batch 64": (trainer(net, True), 64, "train"),
         "default step, batch 128": (trainer(net, True), 128, "train"),
