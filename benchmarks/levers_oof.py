@@ -27,9 +27,14 @@ from kaggle_digits.data.dataset import load_dataset
 from kaggle_digits.jobs.cv import fold_assignment
 
 
-def fold_probs(path: Path, weights: list[float] | None) -> np.ndarray:
-    saved = np.load(path)
-    members = [saved[name] for name in sorted(saved.files) if name.startswith("member")]
+def members_of(saved) -> list[np.ndarray]:
+    """An .npz's members' held-out probabilities, in levers.py's order (member0, member1, ...)."""
+    count = sum(name.startswith("member") for name in saved.files)
+    return [saved[f"member{index}"] for index in range(count)]
+
+
+def fold_probs(saved, weights: list[float] | None) -> np.ndarray:
+    members = members_of(saved)
     shares = np.array(weights or [1.0] * len(members), dtype=np.float64)
     return np.tensordot(shares / shares.sum(), np.stack(members), axes=1)
 
@@ -41,7 +46,7 @@ def pooled_curve(paths: list[Path]) -> None:
     for path in paths:
         saved = np.load(path)
         assert (saved["labels"] == labels).all(), f"{path}: another fold than {paths[0]}"
-        models += [saved[name] for name in sorted(saved.files) if name.startswith("member")]
+        models += members_of(saved)
     for k in range(1, len(models) + 1):
         right = [
             int((np.mean([models[i] for i in chosen], axis=0).argmax(1) == labels).sum())
@@ -72,8 +77,9 @@ def main() -> None:
     for path in args.npz:
         fold = int(re.search(r"-fold(\d+)\.npz$", path.name).group(1))
         rows = fold_of_row == fold
-        assert (np.load(path)["labels"] == labels[rows]).all(), f"{path}: not fold {fold}"
-        oof[rows] = fold_probs(path, weights)
+        saved = np.load(path)
+        assert (saved["labels"] == labels[rows]).all(), f"{path}: not fold {fold}"
+        oof[rows] = fold_probs(saved, weights)
     missing = sorted({int(f) for f in fold_of_row[np.isnan(oof[:, 0])]})
     assert not missing, f"no probabilities for folds {missing}"
     right = int((oof.argmax(1) == labels).sum())
