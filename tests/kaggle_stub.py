@@ -17,7 +17,13 @@ from typing import Any
 import pandas as pd
 
 SERVICE = "/api/v1/competitions.CompetitionApiService/"
-KERNELS_SERVICE = "/api/v1/kernels.KernelsApiService/"
+# the services of stub_kernels.py: kernels, and the private datasets they may attach
+KERNELS_SERVICES = (
+    "/api/v1/kernels.KernelsApiService/",
+    "/api/v1/datasets.DatasetApiService/",
+    "/api/v1/blobs.BlobApiService/",
+)
+LOG_STREAM = "/api/v1/kernels/logs/stream/"
 RULES_MESSAGE = "You must accept this competition's rules before you'll be able to download files."
 
 
@@ -63,6 +69,7 @@ class StubKaggle:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         if self.kernels is not None:
             self.kernels.url = self.url
+            self.kernels.uploads = self.uploads
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -126,8 +133,29 @@ def _handler_for(stub: StubKaggle) -> type[BaseHTTPRequestHandler]:
                     self._error(404, "Not found")
                 else:
                     self._send(200, content, "application/octet-stream")
+            elif self.path.startswith(LOG_STREAM) and stub.kernels is not None:
+                self._log_stream()
             else:
                 self._error(404, "Not found")
+
+        def _log_stream(self) -> None:
+            """Kaggle's live log: chunks written as they come, the connection closed at the
+            end (HTTP/1.0, no length)."""
+            path, _, query = self.path.removeprefix(LOG_STREAM).partition("?")
+            label = dict(pair.partition("=")[::2] for pair in query.split("&")).get(
+                "versionLabel", ""
+            )
+            answer = stub.kernels.log_events(path, label)
+            if answer is None:
+                self._error(404, "Not found")
+                return
+            content_type, chunks = answer
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.end_headers()
+            for chunk in chunks:
+                self.wfile.write(chunk)
+                self.wfile.flush()
 
         def do_PUT(self) -> None:
             stub.calls.append(f"PUT {self.path}")
@@ -140,13 +168,13 @@ def _handler_for(stub: StubKaggle) -> type[BaseHTTPRequestHandler]:
             self._json(200, {})
 
         def do_POST(self) -> None:
-            method = self.path.removeprefix(SERVICE).removeprefix(KERNELS_SERVICE)
+            method = self.path.rsplit("/", 1)[-1]
             stub.calls.append(method)
             request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             if not self._authorized():
                 self._error(401, "Unauthenticated")
                 return
-            if self.path.startswith(KERNELS_SERVICE) and stub.kernels is not None:
+            if self.path.startswith(KERNELS_SERVICES) and stub.kernels is not None:
                 stub.requests.append((method, request))
                 self._json(*stub.kernels.answer(method, request))
                 return
@@ -256,6 +284,10 @@ def main() -> None:
         "--kernels", type=Path, help="a folder: serve the kernels service too, running pushed "
         "scripts as Kaggle does (needs root; cv --on kaggle)",
     )  # fmt: skip
+    parser.add_argument(
+        "--kernel-env", action="append", default=[], metavar="NAME=VALUE",
+        help="added to each kernel's environment (KAGGLE_DIGITS_KILL_AT=epoch:2, say)",
+    )  # fmt: skip
     args = parser.parse_args()
     labels = None if args.labels is None else list(pd.read_csv(args.labels)["Label"])
     stub = StubKaggle(slug=args.slug, zip_bytes=args.zip.read_bytes(), hidden_labels=labels)
@@ -269,6 +301,7 @@ def main() -> None:
         zipfile.ZipFile(args.zip).extractall(args.kernels / "competition")
         image = KaggleImage(args.kernels / "image")
         stub.kernels = StubKernels(args.slug, args.kernels / "competition", args.kernels, image)
+        stub.kernels.environment = dict(pair.split("=", 1) for pair in args.kernel_env)
     if args.leaderboard is not None:
         teams = pd.read_csv(args.leaderboard, dtype=str)
         stub.leaderboard = list(teams[["team", "score", "date"]].itertuples(index=False))

@@ -1,17 +1,29 @@
-"""The kernels half of the stand-in Kaggle (kaggle_stub.py): SaveKernel,
-GetKernelSessionStatus, ListKernelSessionOutput and GetAcceleratorQuotaStatistics, with
-kagglesdk's JSON shapes, and each pushed script really run the way Kaggle runs it:
+"""The kernels half of the stand-in Kaggle (kaggle_stub.py): SaveKernel, GetKernel,
+GetKernelSessionStatus, ListKernelSessionOutput, the live log stream and
+GetAcceleratorQuotaStatistics, and the private datasets a kernel may attach (StartBlobUpload,
+CreateDataset, CreateDatasetVersion, GetDatasetStatus), with kagglesdk's JSON shapes, and
+Kaggle's behaviour as users report it in 2026:
+
+- a kernel may not name itself as a source, nor a version that failed or was cancelled:
+  SaveKernel names them in invalidKernelSources and starts the version all the same,
+  without them (so too an unknown dataset or competition);
+- the log comes as one JSON array on one line; while a version runs it streams as
+  server-sent events ending in END_OF_LOG;
+
+and each pushed script really run the way Kaggle runs it:
 
 - in a Python environment like Kaggle's image: TensorFlow, Keras and the rest of this
-  checkout's environment, but not the kaggle_digits package (KaggleImage);
-- in a mount and network namespace of its own (unshare, as root): no network, the
-  competition's files read-only at /kaggle/input/competitions/<slug>/, each kernel source's
-  latest output read-only at /kaggle/input/<its slug>/, and /kaggle/working, the version's
+  checkout's environment (or another interpreter's: KaggleImage(python=...)), but not the
+  kaggle_digits package;
+- in a mount and network namespace of its own (unshare, as root): no network, the inputs
+  read-only where Kaggle mounts them in 2026 (/kaggle/input/competitions/<slug>/,
+  datasets/<owner>/<slug>/, notebooks/<owner>/<slug>/), and /kaggle/working, the version's
   output, as the working directory.
 
 On the CPU, of course; the kernel sees no GPU.
 """
 
+import io
 import json
 import os
 import shlex
@@ -20,6 +32,7 @@ import sys
 import sysconfig
 import threading
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +54,10 @@ class KaggleImage:
     those of this interpreter's site-packages, added as a path, so that the .pth file of this
     checkout's editable install is never read: everything imports but kaggle_digits."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, python: Path | None = None) -> None:
+        if python is not None:  # an environment made elsewhere: Kaggle's versions, say
+            self.python = Path(python)
+            return
         subprocess.run(
             [sys._base_executable, "-m", "venv", "--without-pip", str(folder)], check=True
         )
@@ -68,6 +84,13 @@ class KernelVersion:
     failure: str = ""
     log: list[dict] = field(default_factory=list)
     process: subprocess.Popen | None = None
+    mounted: list[str] = field(default_factory=list)  # the sources it was given
+
+
+@dataclass
+class StubDataset:
+    versions: list[Path] = field(default_factory=list)  # each version's files, unpacked
+    status_polls: int = 0
 
 
 @dataclass
@@ -80,7 +103,13 @@ class StubKernels:
     refuse_with: str = ""  # SaveKernel's `error`, as Kaggle answers a push it refuses
     gpu_allowed: bool = True  # False: 403, as for an account without phone verification
     gpu_hours: tuple[float, float] = (2.5, 30.0)  # used, allowed this week
+    gpu_reserved_hours: float = 0.0  # held by sessions running now
+    failed_output_listed: bool = True  # False: a failed version's output is not listed
+    log_stream: bool = True  # False: the stream is not served (404), as on older servers
+    polls_before_ready: int = 1  # GetDatasetStatus answers before a new version is ready
     versions: dict[str, list[KernelVersion]] = field(default_factory=dict)  # ref -> versions
+    datasets: dict[str, StubDataset] = field(default_factory=dict)  # owner/slug -> dataset
+    uploads: dict[str, bytes] = field(default_factory=dict)  # the blobs, by token
     url: str = ""
 
     # --- the service -------------------------------------------------------------------
@@ -97,27 +126,40 @@ class StubKernels:
             return 403, {"code": 403, "message": message}
         ref = request["slug"]
         answer = {"ref": f"/code/{ref}", "url": f"https://www.kaggle.com/code/{ref}"}
-        invalid_competitions = [
-            source for source in request.get("competitionDataSources", []) if source != self.slug
-        ]
-        invalid_kernels = [
-            source for source in request.get("kernelDataSources", []) if source not in self.versions
-        ]
-        if self.refuse_with or invalid_competitions or invalid_kernels:
-            return 200, answer | {
-                "error": self.refuse_with,
-                "invalidCompetitionSources": invalid_competitions,
-                "invalidKernelSources": invalid_kernels,
-            }
+        if self.refuse_with:
+            return 200, answer | {"error": self.refuse_with}
+        competitions = request.get("competitionDataSources", [])
+        kernels = request.get("kernelDataSources", [])
+        datasets = request.get("datasetDataSources", [])
+        invalid = {
+            "invalidCompetitionSources": [name for name in competitions if name != self.slug],
+            "invalidKernelSources": [name for name in kernels if not self._valid_kernel(name, ref)],
+            "invalidDatasetSources": [name for name in datasets if name not in self.datasets],
+        }
+        refused = {name for names in invalid.values() for name in names}
         versions = self.versions.setdefault(ref, [])
         number = len(versions) + 1
         working = self.folder / ref.replace("/", "--") / f"v{number}"
         working.mkdir(parents=True)
         version = KernelVersion(number, request, working)
+        version.mounted = [
+            name for name in competitions + kernels + datasets if name not in refused
+        ]
         versions.append(version)
         if self.image is not None:
             threading.Thread(target=self._run, args=(ref, version), daemon=True).start()
-        return 200, answer | {"versionNumber": number}
+        return 200, answer | {"versionNumber": number} | {k: v for k, v in invalid.items() if v}
+
+    def _valid_kernel(self, source: str, pushed: str) -> bool:
+        """Another kernel whose latest version completed (users' reports, 2026)."""
+        versions = self.versions.get(source)
+        return source != pushed and bool(versions) and versions[-1].status == "COMPLETE"
+
+    def _GetKernel(self, request: dict) -> tuple[int, dict]:
+        versions = self.versions.get(f"{request.get('userName')}/{request.get('kernelSlug')}")
+        if not versions:
+            return 404, {"code": 404, "message": "Kernel not found"}
+        return 200, {"metadata": {"currentVersionNumber": len(versions)}}
 
     def _GetKernelSessionStatus(self, request: dict) -> tuple[int, dict]:
         version = self._version(request)
@@ -131,6 +173,8 @@ class StubKernels:
         if version is None:
             return 404, {"code": 404, "message": "Kernel not found"}
         ref = f"{request['userName']}/{request['kernelSlug']}"
+        if version.status in ("ERROR", "CANCEL_ACKNOWLEDGED") and not self.failed_output_listed:
+            return 200, {"files": [], "log": json.dumps(version.log)}
         names = sorted(
             str(path.relative_to(version.working))
             for path in version.working.rglob("*")
@@ -147,8 +191,87 @@ class StubKernels:
 
     def _GetAcceleratorQuotaStatistics(self, request: dict) -> tuple[int, dict]:
         used, allowed = self.gpu_hours
-        quota = {"timeUsed": f"{int(used * 3600)}s", "totalTimeAllowed": f"{int(allowed * 3600)}s"}
+        quota = {
+            "timeUsed": f"{int(used * 3600)}s",
+            "totalTimeAllowed": f"{int(allowed * 3600)}s",
+            "timeReserved": f"{int(self.gpu_reserved_hours * 3600)}s",
+        }
         return 200, {"gpuQuota": quota, "quotaRefreshTime": "2026-12-07T00:00:00Z"}
+
+    # --- private datasets ------------------------------------------------------------------
+
+    def _StartBlobUpload(self, request: dict) -> tuple[int, dict]:
+        token = f"blob-{len(self.uploads)}-{request.get('name', '')}"
+        self.uploads[token] = b""  # filled by the PUT to createUrl
+        return 200, {"token": token, "createUrl": f"{self.url}/upload/{token}"}
+
+    def _GetDatasetStatus(self, request: dict) -> tuple[int, dict]:
+        dataset = self.datasets.get(f"{request.get('ownerSlug')}/{request.get('datasetSlug')}")
+        if dataset is None:
+            return 404, {"code": 404, "message": "Dataset not found"}
+        dataset.status_polls += 1
+        ready = dataset.status_polls > self.polls_before_ready
+        return 200, {"status": "READY" if ready else "BLOBS_RECEIVED"}
+
+    def _CreateDataset(self, request: dict) -> tuple[int, dict]:
+        ref = f"{request['ownerSlug']}/{request['slug']}"
+        if ref in self.datasets:
+            return 200, {"error": f'The requested slug "{request["slug"]}" is already in use'}
+        self.datasets[ref] = StubDataset()
+        return self._new_dataset_version(ref, request.get("files", []))
+
+    def _CreateDatasetVersion(self, request: dict) -> tuple[int, dict]:
+        ref = f"{request['ownerSlug']}/{request['datasetSlug']}"
+        if ref not in self.datasets:
+            return 404, {"code": 404, "message": "Dataset not found"}
+        return self._new_dataset_version(ref, request.get("body", {}).get("files", []))
+
+    def _new_dataset_version(self, ref: str, files: list[dict]) -> tuple[int, dict]:
+        """The uploaded blobs as the version's files; a zip unpacked into a folder named
+        after it, as Kaggle does."""
+        dataset = self.datasets[ref]
+        folder = self.folder / "datasets" / ref.replace("/", "--") / f"v{len(dataset.versions) + 1}"
+        folder.mkdir(parents=True)
+        for file in files:
+            token = file.get("token", "")
+            if token not in self.uploads:
+                return 400, {"code": 400, "message": f"Unknown upload token {token}"}
+            name = token.split("-", 2)[2]
+            if name.endswith(".zip"):
+                zipfile.ZipFile(io.BytesIO(self.uploads[token])).extractall(folder / name[:-4])
+            else:
+                (folder / name).write_bytes(self.uploads[token])
+        dataset.versions.append(folder)
+        dataset.status_polls = 0
+        url = f"https://www.kaggle.com/datasets/{ref}"
+        return 200, {"ref": ref, "url": url, "status": "ok"}
+
+    # --- the log, streamed ----------------------------------------------------------------
+
+    def log_events(self, path: str, label: str):
+        """GET /api/v1/kernels/logs/stream/<owner>/<slug>?versionLabel=v<N>: None (404), or
+        (content type, chunks): while the version runs, its records as server-sent events
+        from the start, then END_OF_LOG; once it has ended, the whole log as one array."""
+        versions = self.versions.get(path) if self.log_stream else None
+        if not versions:
+            return None
+        number = int(label.removeprefix("v")) if label.removeprefix("v").isdigit() else 0
+        version = versions[number - 1] if 0 < number <= len(versions) else versions[-1]
+        if version.status not in ("QUEUED", "RUNNING"):
+            return "application/json", iter([json.dumps(version.log).encode()])
+        return "text/event-stream", self._events(version)
+
+    def _events(self, version: KernelVersion):
+        sent = 0
+        while True:
+            running = version.status in ("QUEUED", "RUNNING")
+            for record in version.log[sent:]:
+                yield f"data: {json.dumps(record)}\n\n".encode()
+                sent += 1
+            if not running:
+                yield b"data: END_OF_LOG\n\n"
+                return
+            time.sleep(0.05)
 
     def output_file(self, path: str) -> bytes | None:
         """GET /kernel-output/<owner>/<slug>/<version>/<name>: a file of a version's output."""
@@ -192,14 +315,19 @@ class StubKernels:
         KAGGLE_ROOT.mkdir(exist_ok=True)  # the mount point, empty on the host
         mounts = [
             "mount -t tmpfs kaggle /kaggle",
-            "mkdir -p /kaggle/working /kaggle/src",
-            *self._read_only(self.competition_files, f"/kaggle/input/competitions/{self.slug}"),
+            "mkdir -p /kaggle/working /kaggle/src /kaggle/input",
         ]
+        if self.slug in version.mounted:
+            where = f"/kaggle/input/competitions/{self.slug}"
+            mounts += self._read_only(self.competition_files, where)
         for source in version.request.get("kernelDataSources", []):
-            # the source's latest version before this one (a kernel may read its own)
-            latest = [earlier for earlier in self.versions[source] if earlier is not version][-1]
-            latest = latest.working
-            mounts += self._read_only(latest, f"/kaggle/input/{source.split('/', 1)[1]}")
+            if source in version.mounted:  # another kernel's latest version, complete
+                latest = self.versions[source][-1].working
+                mounts += self._read_only(latest, f"/kaggle/input/notebooks/{source}")
+        for source in version.request.get("datasetDataSources", []):
+            if source in version.mounted:  # the dataset's latest version
+                latest = self.datasets[source].versions[-1]
+                mounts += self._read_only(latest, f"/kaggle/input/datasets/{source}")
         mounts += [
             f"mount --bind {shlex.quote(str(version.working))} /kaggle/working",
             f"cp {shlex.quote(str(script))} /kaggle/src/script.py",

@@ -5,12 +5,13 @@ Without it, reaching a point costs a lookup. The points are named where they are
 "trial" (a member's timed steps measured), "epoch" (a pair's epoch reported), "write <file>"
 (a file's new content complete under its temporary name, not yet renamed into place),
 "ledger" (a submission event about to be appended), "upload" (a file uploaded, the ledger not
-yet told)."""
+yet told). KAGGLE_DIGITS_KILL_WITH=TERM sends SIGTERM instead, as Kaggle stops a session."""
 
 import os
 import signal
 
 KILL_AT = "KAGGLE_DIGITS_KILL_AT"
+KILL_WITH = "KAGGLE_DIGITS_KILL_WITH"
 
 _times_reached: dict[str, int] = {}
 
@@ -24,4 +25,4 @@ def reached(point: str) -> None:
         return
     _times_reached[point] = _times_reached.get(point, 0) + 1
     if _times_reached[point] == int(nth):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, f"SIG{os.environ.get(KILL_WITH, 'KILL')}"))

@@ -5,6 +5,7 @@ it."""
 import inspect
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -95,6 +96,15 @@ def cv_command(
             "brings it home."
         ),
     ] = False,
+    write_kernel: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="With --on kaggle: write the kernel (its script and kernel-metadata.json) "
+            "into DIR for `kaggle kernels push -p DIR` instead of pushing it; `cv --resume "
+            "RUN` then waits for it and brings it home.",
+        ),
+    ] = None,
     list_models: Annotated[bool, typer.Option(help="List the architectures and exit.")] = False,
     **options,
 ) -> None:
@@ -113,7 +123,8 @@ def cv_command(
     kaggle-digits cv --folds 5 --members fast-cnn,resnet --epochs 20 --workers 2 --ema 0.999;
     kaggle-digits cv --engine ray --workers 2; kaggle-digits cv --ray 10.0.0.5:6379;
     kaggle-digits cv --resume 20261123-101500-default;
-    kaggle-digits cv --on kaggle --preset gpu; kaggle-digits cv --on kaggle --detach
+    kaggle-digits cv --on kaggle --preset gpu; kaggle-digits cv --on kaggle --detach;
+    kaggle-digits cv --on kaggle --accelerator NvidiaL4 --write-kernel kernel/
     """
     # no Keras here: with workers or Ray the pairs train in processes of their own
     from kaggle_digits.data.competition import find_spec
@@ -137,11 +148,18 @@ def cv_command(
     with user_errors():
         if on not in ("here", "kaggle"):
             raise UserError(f"--on must be here or kaggle, not '{on}'")
-        if on != "kaggle" and (detach or given_here(ctx, "accelerator")):
-            option = "--detach" if detach else "--accelerator"
-            raise UserError(
-                f"{option} works with --on kaggle only: add --on kaggle or drop {option}"
-            )
+        kaggle_only = {
+            "--detach": detach,
+            "--accelerator": given_here(ctx, "accelerator"),
+            "--write-kernel": write_kernel is not None,
+        }
+        for option, given_option in kaggle_only.items():
+            if on != "kaggle" and given_option:
+                raise UserError(
+                    f"{option} works with --on kaggle only: add --on kaggle or drop {option}"
+                )
+        if on == "kaggle":
+            shape = kaggle_shape(accelerator)
         runs_dir = ctx.obj.runs_dir(runs_dir)
         resume_dir = None
         if resume:
@@ -167,10 +185,11 @@ def cv_command(
                 ctx.obj.data_dir,
                 runs_dir,
                 find_spec(ctx.obj.competition_spec),
-                None if accelerator.lower() in ("none", "cpu", "") else accelerator,
+                shape,
                 waiting,
                 detach=detach,
                 keep_folds=given.get("folds") is not None,
+                write_kernel=write_kernel,
             )
             return
         run_cv(
@@ -185,3 +204,14 @@ def cv_command(
             keep_folds=given.get("folds") is not None,
             track=track,
         )
+
+
+def kaggle_shape(accelerator: str) -> str | None:
+    """--accelerator checked against Kaggle's machine shapes (None: the CPU); a retired one
+    is said in a line, and pushed as asked (Kaggle runs it on another machine)."""
+    from kaggle_digits.kaggle.kernels import RETIRED_SHAPES, machine_shape
+
+    shape = machine_shape(accelerator)
+    if shape in RETIRED_SHAPES:
+        typer.echo(f"warning: {shape}: {RETIRED_SHAPES[shape]}", err=True)
+    return shape

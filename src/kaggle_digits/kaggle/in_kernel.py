@@ -1,8 +1,11 @@
 """What runs inside a Kaggle kernel pushed by `cv --on kaggle` (remote_run.py writes the
-script that carries this package and calls main): find the competition's files where Kaggle
-mounts them, check the image's Keras, take up the pairs an earlier version finished, and run
-the `cv` asked for into /kaggle/working, where each pair is saved as it finishes, so that a
-kernel stopped halfway still leaves its finished pairs in its output.
+script that carries this package and calls main): find the competition's files and the
+pairs an earlier version finished by their content wherever Kaggle mounts them under
+/kaggle/input, check the image's Keras, and run the `cv` asked for into /kaggle/working,
+where each pair is saved as it finishes.
+
+A failure ends the kernel cleanly (exit 0, kaggle-digits-outcome.json saying what went
+wrong): Kaggle keeps a completed version's output, so the pairs that finished come home.
 
 It uses the image's own TensorFlow and Keras; it installs nothing (the kernel has no
 internet)."""
@@ -10,36 +13,61 @@ internet)."""
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from kaggle_digits.base.errors import UserError
 from kaggle_digits.base.files import write_json
 from kaggle_digits.data.competition import Competition, load_competition
-from kaggle_digits.engine.run_folder import LOCK, REQUEST
+from kaggle_digits.engine.run_folder import LOCK, PAIR_FINISHED, REQUEST
 from kaggle_digits.machine.backend import gpu_names, import_keras
 from kaggle_digits.options.config import CVConfig, package_version
 
 KAGGLE_INPUT = Path("/kaggle/input")
 KAGGLE_WORKING = Path("/kaggle/working")
 ENVIRONMENT = "kernel_environment.json"  # what the kernel saw: GPUs, versions
+OUTCOME = "kaggle-digits-outcome.json"  # in /kaggle/working: how the kernel ended
 MIN_KERAS = (3, 3)  # as pyproject.toml asks
 ERROR_PREFIX = "kaggle-digits: error: "  # the line the local side looks for in the log
+FINISHED_PAIRS = f"fold*/member*/{PAIR_FINISHED}"
 
 
-def main(request: dict) -> int:
-    """Run the request's `cv`; 0 when the run is complete, 2 with one line for a failure
-    the user can mend, 130 when stopped."""
+def main(request: dict, inputs: Path = KAGGLE_INPUT, working: Path = KAGGLE_WORKING) -> int:
+    """Run the request's `cv` and say how it ended in working/OUTCOME: complete, failed
+    (one line, after the traceback of a failure that is no UserError) or stopped (SIGTERM,
+    Kaggle's stop). 0 however it ended, so that Kaggle keeps the output and its finished
+    pairs; 130 only for a Ctrl-C by hand."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter
+    signal.signal(signal.SIGTERM, _stopped)
+    outcome = {"status": "complete", "run": request["run"]}
     try:
-        run_in_kernel(request, KAGGLE_INPUT, KAGGLE_WORKING)
+        run_in_kernel(request, inputs, working)
     except UserError as error:
-        print(ERROR_PREFIX + str(error), flush=True)
-        return 2
+        outcome |= {"status": "failed", "error": str(error)}
+    except SessionStopped:
+        outcome |= {"status": "stopped", "error": "Kaggle stopped the session (SIGTERM)"}
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # a bug or the machine: its traceback in the log, then ours
+        traceback.print_exc()
+        outcome |= {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+    if "error" in outcome:
+        print(ERROR_PREFIX + outcome["error"], flush=True)
+    outcome["finished_pairs"] = len(list((working / request["run"]).glob(FINISHED_PAIRS)))
+    write_json(working / OUTCOME, outcome)
     return 0
+
+
+class SessionStopped(BaseException):
+    """Kaggle's SIGTERM: the session is being stopped (its time limit, a cancel)."""
+
+
+def _stopped(signum, frame) -> None:
+    raise SessionStopped()
 
 
 def run_in_kernel(request: dict, inputs: Path, working: Path) -> Path:
@@ -99,37 +127,76 @@ def spec_of(request: dict) -> Competition:
 
 
 def find_competition_files(competition: Competition, inputs: Path) -> Path:
-    """The folder under which <slug>/ holds the competition's files: Kaggle mounts a
-    competition at /kaggle/input/competitions/<slug>/ (kernels pushed through the API),
-    or at /kaggle/input/<slug>/ (older kernels)."""
-    for root in (inputs / "competitions", inputs):
-        if all((root / competition.slug / name).is_file() for name in competition.data_files):
-            return root
-    raise UserError(
-        f"the competition's files ({', '.join(competition.data_files)}) are not under "
-        f"{inputs}/competitions/{competition.slug}/ nor {inputs}/{competition.slug}/: was the "
-        "competition attached to the kernel?"
-    )
+    """The folder under which <slug>/ holds the competition's files, found by the files at
+    any depth of `inputs`: Kaggle mounts a competition at competitions/<slug>/ (2026), at
+    <slug>/ (older kernels), and a copy may come as a dataset (datasets/<owner>/<slug>/).
+    A folder named after the competition wins; one named otherwise is reached through a link
+    named so."""
+    found = [
+        folder
+        for folder in folders_under(inputs)
+        if all((folder / name).is_file() for name in competition.data_files)
+    ]
+    if not found:
+        raise UserError(
+            f"the competition's files ({', '.join(competition.data_files)}) are nowhere under "
+            f"{inputs}: was the competition attached to the kernel?"
+        )
+    named = [folder for folder in found if folder.name == competition.slug]
+    if named:
+        return named[0].parent
+    root = Path(tempfile.mkdtemp(prefix="kaggle-digits-data-"))
+    (root / competition.slug).symlink_to(found[0], target_is_directory=True)
+    return root
+
+
+def folders_under(root: Path) -> Iterator[Path]:
+    """Every folder under `root`, at any depth, shallower first, in name order."""
+    level = [root]
+    while level:
+        below = []
+        for folder in level:
+            yield folder
+            try:
+                below += sorted(path for path in folder.iterdir() if _is_folder(path))
+            except OSError:
+                continue  # a folder this kernel may not read
+        level = below
+
+
+def _is_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()  # no link followed: no loop
 
 
 def take_earlier_pairs(request: dict, inputs: Path, run_dir: Path) -> None:
-    """Copy the run folder an earlier version left (attached as a kernel source, read-only)
-    into working/, so that the resumed run trains only the pairs it lacks."""
-    source = request.get("earlier")
-    if not source or run_dir.exists():
+    """Copy the run folder the earlier versions left (the finished pairs, carried as a
+    private dataset), found under `inputs` by its content (its request.json, the run asked
+    for), into working/, so that the resumed run trains only the pairs it lacks. Missing
+    when asked for is one line: training every pair again would spend the GPU time the
+    resume is meant to save."""
+    earlier = request.get("earlier")
+    if not earlier or run_dir.exists():
         return
     found = [
         folder
-        for pattern in ("*", "*/*", "*/*/*")
-        for folder in inputs.glob(f"{pattern}/{request['run']}")
-        if (folder / REQUEST).is_file()
+        for folder in folders_under(inputs)
+        if (folder / REQUEST).is_file() and _same_request(folder / REQUEST, request["request"])
     ]
     if not found:
-        log(f"no earlier output of {source} found under {inputs}: training every pair")
-        return
+        raise UserError(
+            f"the {earlier['pairs']} finished pair(s) of run {request['run']} (dataset "
+            f"{earlier['dataset']}) are nowhere under {inputs}: was the dataset attached?"
+        )
     shutil.copytree(found[0], run_dir, ignore=shutil.ignore_patterns(LOCK, ENVIRONMENT))
-    finished = len(list(run_dir.glob("fold*/member*/result.json")))
+    finished = len(list(run_dir.glob(FINISHED_PAIRS)))
     log(f"took {finished} finished pair(s) from {found[0]}")
+
+
+def _same_request(path: Path, request: dict) -> bool:
+    try:
+        return json.loads(path.read_text()) == request
+    except (OSError, ValueError):
+        return False
 
 
 def save_environment(run_dir: Path, keras_version: str) -> None:

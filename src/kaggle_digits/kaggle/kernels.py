@@ -1,7 +1,8 @@
-"""Every call to Kaggle's kernels service: push a script kernel, ask its status, list and fetch
-its output, and the GPU quota. Requests and answers are kagglesdk's own types (the calls
-`kaggle kernels push|status|output` make), sent through the client of api.py, whose
-failures become one-line UserErrors.
+"""Every call to Kaggle's kernels service: push a script kernel, ask its status and latest
+version, list and fetch its output, follow its live log, and the GPU quota. Requests and
+answers are kagglesdk's own types (the calls `kaggle kernels push|status|output|logs` make),
+sent through the client of api.py, whose failures become one-line UserErrors. The machine
+shapes a push may ask for are checked here first.
 
 A kernel is named `owner/slug`; each push makes a new version, named `v<N>`.
 """
@@ -19,8 +20,35 @@ from kaggle_digits.base.files import atomic_path
 from kaggle_digits.kaggle.api import authenticated_api, kaggle_errors
 
 DEFAULT_ACCELERATOR = "NvidiaTeslaT4"  # Kaggle's free GPU machine: two T4s
-# GetKernelSessionStatus's answers: the kernel has stopped and will not change
+# the machine shapes kaggle-api documents for `kernels push` (Feb 2026)
+GPU_SHAPES = (
+    "NvidiaTeslaT4",
+    "NvidiaTeslaT4Highmem",
+    "NvidiaL4",
+    "NvidiaL4X1",
+    "NvidiaTeslaP100",
+    "NvidiaTeslaA100",
+    "NvidiaH100",
+    "NvidiaRtxPro6000",
+)
+TPU_SHAPES = ("TpuV5E8", "TpuV6E8", "TpuV38", "Tpu1VmV38", "TpuV232", "TpuV2256")
+RETIRED_SHAPES = {  # what Kaggle does with them instead (kaggle-cli 2.2.x warns so too)
+    "NvidiaTeslaP100": "Kaggle retired it and runs such sessions on NvidiaTeslaT4 (its "
+    "image's PyTorch dropped the P100's sm_60)",
+}
+CPU_SHAPES = ("none", "cpu")
+# GetKernelSessionStatus's answers, as said in a line; the last three: stopped for good
+STATUS_WORDS = {
+    "NEW_SCRIPT": "saved, not started",
+    "QUEUED": "queued",
+    "RUNNING": "running",
+    "CANCEL_REQUESTED": "being cancelled",
+    "COMPLETE": "complete",
+    "ERROR": "failed",
+    "CANCEL_ACKNOWLEDGED": "cancelled",
+}
 FINISHED = ("COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED")
+GPU_SESSIONS_FULL = "Maximum batch GPU session count"  # Kaggle's words: 2 at once
 OUTPUT_PAGE = 100  # files a ListKernelSessionOutput call
 DOWNLOAD_TIMEOUT = 300  # seconds without a byte before a download is given up
 
@@ -34,12 +62,16 @@ class PushedKernel:
 
 @dataclass(frozen=True)
 class KernelStatus:
-    status: str  # QUEUED, RUNNING, COMPLETE, ERROR, CANCEL_REQUESTED, CANCEL_ACKNOWLEDGED
+    status: str  # a key of STATUS_WORDS (or a status newer than this code)
     failure: str  # Kaggle's failureMessage, where it gave one
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def word(self) -> str:
+        return STATUS_WORDS.get(self.status, self.status.lower())
 
 
 @dataclass(frozen=True)
@@ -53,17 +85,39 @@ class GpuQuota:
     used_hours: float
     allowed_hours: float
     refreshes: datetime | None
+    reserved_hours: float = 0.0  # held by sessions running now: as good as used
 
     @property
     def left_hours(self) -> float:
-        return max(0.0, self.allowed_hours - self.used_hours)
+        return max(0.0, self.allowed_hours - self.used_hours - self.reserved_hours)
 
     def describe(self) -> str:
         when = f"; it refreshes {self.refreshes:%Y-%m-%d %H:%M} UTC" if self.refreshes else ""
+        held = f", {self.reserved_hours:.1f} h held by running sessions" * bool(self.reserved_hours)
         return (
             f"{self.left_hours:.1f} h of {self.allowed_hours:.0f} h left this week "
-            f"({self.used_hours:.1f} h used){when}"
+            f"({self.used_hours:.1f} h used{held}){when}"
         )
+
+
+def machine_shape(given: str) -> str | None:
+    """The machine shape `--accelerator` names, spelt as Kaggle spells it; None for the CPU
+    (`none`). Unknown shapes and TPUs are one line, before anything reaches Kaggle."""
+    if given.strip().lower() in CPU_SHAPES:
+        return None
+    by_name = {shape.lower(): shape for shape in GPU_SHAPES + TPU_SHAPES}
+    shape = by_name.get(given.strip().lower())
+    if shape is None:
+        raise UserError(
+            f"--accelerator {given!r} is not one of Kaggle's machine shapes: "
+            f"{', '.join(GPU_SHAPES)}, or none (the CPU)"
+        )
+    if shape in TPU_SHAPES:
+        raise UserError(
+            f"--accelerator {shape} is a TPU machine: kaggle-digits trains on Kaggle's GPUs "
+            f"({', '.join(GPU_SHAPES)}) or its CPU (none)"
+        )
+    return shape
 
 
 def kaggle_username() -> str:
@@ -90,9 +144,17 @@ def gpu_quota() -> GpuQuota:
             ApiGetAcceleratorQuotaStatisticsRequest()
         )
     quota = answer.gpu_quota
-    used = quota.time_used.total_seconds() if quota and quota.time_used else 0.0
-    allowed = quota.total_time_allowed.total_seconds() if quota and quota.total_time_allowed else 0
-    return GpuQuota(used / 3600, allowed / 3600, answer.quota_refresh_time)
+
+    def hours(field: str) -> float:
+        value = getattr(quota, field, None) if quota else None
+        return value.total_seconds() / 3600 if value else 0.0
+
+    return GpuQuota(
+        hours("time_used"),
+        hours("total_time_allowed"),
+        answer.quota_refresh_time,
+        hours("time_reserved"),
+    )
 
 
 def push_kernel(
@@ -100,11 +162,11 @@ def push_kernel(
     script: str,
     competition: str,
     accelerator: str | None,
-    kernel_sources: tuple[str, ...] = (),
+    dataset_sources: tuple[str, ...] = (),
 ) -> PushedKernel:
     """Save and run a new version of the private Python script kernel `ref` (SaveKernel, as
-    `kaggle kernels push`), the competition's data attached, internet off, on `accelerator`
-    (a machine shape; None: no GPU)."""
+    `kaggle kernels push`), the competition's data (and `dataset_sources`) attached, internet
+    off, on `accelerator` (a machine shape; None: no GPU)."""
     from kagglesdk.kernels.types.kernels_api_service import ApiSaveKernelRequest
 
     request = ApiSaveKernelRequest()
@@ -118,31 +180,47 @@ def push_kernel(
     request.enable_tpu = False
     request.enable_internet = False
     request.competition_data_sources = [competition]
-    request.kernel_data_sources = list(kernel_sources)
+    request.dataset_data_sources = list(dataset_sources)
     if accelerator is not None:
         request.machine_shape = accelerator
-    with kaggle_errors(competition, "pushing the kernel"), _client() as kaggle:
-        answer = kaggle.kernels.kernels_api_client.save_kernel(request)
-    refused = _refusal(answer)
-    if refused:
-        raise UserError(f"Kaggle refused the kernel {ref}: {refused}")
+    try:
+        with kaggle_errors(competition, "pushing the kernel"), _client() as kaggle:
+            answer = kaggle.kernels.kernels_api_client.save_kernel(request)
+    except UserError as error:
+        raise UserError(_with_advice(str(error))) from None
+    if answer.error:
+        raise UserError(_with_advice(f"Kaggle refused the kernel {ref}: {answer.error}"))
     url = answer.url or f"https://www.kaggle.com/code/{ref}"
+    invalid = _invalid_sources(answer)
+    if invalid:  # Kaggle saves and starts the version all the same, without them
+        raise UserError(
+            f"Kaggle refused the kernel's sources ({invalid}) and started version "
+            f"{answer.version_number or '?'} of {ref} without them, which stops at once on "
+            f"finding them missing ({url})"
+        )
     return PushedKernel(ref, int(answer.version_number or 1), url)
 
 
-def _refusal(answer) -> str:
-    """What SaveKernel's answer says went wrong ('' if nothing): the `kaggle` CLI prints its
-    error and still exits 0."""
+def _invalid_sources(answer) -> str:
+    """The sources SaveKernel's answer names invalid ('' if none): the `kaggle` CLI prints
+    them and still exits 0."""
     invalid = {
         "competition": answer.invalid_competition_sources,
         "kernel": answer.invalid_kernel_sources,
         "dataset": answer.invalid_dataset_sources,
     }
-    problems = [answer.error] if answer.error else []
-    for kind, sources in invalid.items():
-        if sources:
-            problems.append(f"invalid {kind} source {', '.join(sources)}")
-    return "; ".join(problems)
+    named = [f"invalid {kind} source {', '.join(got)}" for kind, got in invalid.items() if got]
+    return "; ".join(named)
+
+
+def _with_advice(refusal: str) -> str:
+    if GPU_SESSIONS_FULL.lower() not in refusal.lower():
+        return refusal
+    return (
+        f"{refusal.rstrip('.')}: Kaggle runs at most 2 GPU kernels of an account at once; "
+        "wait for one to end (https://www.kaggle.com/code/?tab=your-work) and run the command "
+        "again"
+    )
 
 
 def kernel_status(ref: str, version: int) -> KernelStatus:
@@ -155,6 +233,25 @@ def kernel_status(ref: str, version: int) -> KernelStatus:
         answer = kaggle.kernels.kernels_api_client.get_kernel_session_status(request)
     status = answer.status.name if hasattr(answer.status, "name") else str(answer.status)
     return KernelStatus(status, answer.failure_message or "")
+
+
+def latest_version(ref: str) -> int | None:
+    """The number of the kernel's newest version (GetKernel, as `kaggle kernels pull -m`);
+    None where there is no such kernel yet: one pushed by hand, not yet pushed."""
+    from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
+
+    owner, slug = ref.split("/", 1)
+    request = ApiGetKernelRequest()
+    request.user_name, request.kernel_slug = owner, slug
+    try:
+        with kaggle_errors("", "asking for the kernel", _no_kernel(ref)), _client() as kaggle:
+            answer = kaggle.kernels.kernels_api_client.get_kernel(request)
+    except UserError as error:
+        if "(404)" in str(error):
+            return None
+        raise
+    number = answer.metadata.current_version_number if answer.metadata else None
+    return int(number) if number else None
 
 
 def kernel_output(ref: str, version: int) -> tuple[list[OutputFile], str]:
@@ -192,6 +289,30 @@ def download_output(file: OutputFile, folder: Path) -> Path:
             for chunk in answer.iter_content(1 << 20):
                 out.write(chunk)
     return path
+
+
+def log_stream(ref: str, version: int) -> Iterator[str] | None:
+    """The version's log as Kaggle streams it while it runs (server-sent events until
+    END_OF_LOG, the call of `kaggle kernels logs -f`, kaggle-cli 2.2.3 and later): each
+    record's text as it comes; None where the installed client cannot stream. Iterating
+    raises UserError (KaggleUnreachable included) where the stream fails."""
+    with kaggle_errors("", "reading the kernel's log"):
+        api = authenticated_api()
+    stream = getattr(api, "kernels_logs_stream", None)
+    if stream is None:
+        return None
+    return _stream_text(stream(f"{ref}/{version}"), ref)
+
+
+def _stream_text(events: Iterator[dict], ref: str) -> Iterator[str]:
+    try:
+        with kaggle_errors("", "reading the kernel's log", _no_kernel(ref)):
+            for event in events:
+                text = event.get("data") if isinstance(event, dict) else None
+                if text is not None:
+                    yield str(text)
+    except (ValueError, requests.exceptions.RequestException) as error:
+        raise UserError(f"reading the kernel's log failed: {error}") from None
 
 
 def log_text(log: str) -> str:

@@ -3,16 +3,15 @@ brought home as an ordinary run folder.
 
 The options are checked here first; the run folder is made here (request.json, as for a
 local run) with kernel.json beside it, naming the kernel and its versions. The pushed script
-carries this checkout's package (zipped, in the script itself: one call, nothing else left on
-the account) and runs in_kernel.main, which trains into /kaggle/working. Waiting shows the
-kernel's state and its log as it comes; once it is complete, its output is downloaded beside
-the run's request, checked to be a whole run, and moved into place, metrics.json last. A
-kernel that failed or stopped leaves its finished pairs in its output: `cv --resume` pushes a
-new version that reads them (the kernel itself as a kernel source) and trains the rest.
+carries this checkout's package (zipped, in the script itself) and runs in_kernel.main, which
+trains into /kaggle/working. Waiting shows the kernel's state and its log as it comes; once
+it is complete, the run comes home (run_home.py). A version that failed or stopped leaves
+its finished pairs in its output: they come home, and `cv --resume` carries them to a new
+version as a private dataset (pairs_dataset.py), which trains only the rest. With
+`--write-kernel DIR` the kernel is written as files for `kaggle kernels push -p DIR`, and
+`cv --resume` waits for the version pushed so.
 """
 
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,30 +20,31 @@ from pathlib import Path
 
 from kaggle_digits.base.errors import UserError
 from kaggle_digits.base.files import read_json, write_json, write_text
-from kaggle_digits.base.tracking import Tracker, flat_params, run_metrics
+from kaggle_digits.base.tracking import Tracker
 from kaggle_digits.data.competition import Competition
 from kaggle_digits.data.dataset import load_dataset
-from kaggle_digits.engine.run_folder import (
-    LOCK,
-    REQUEST,
-    RUN_COMPLETE,
-    SETTLED,
-    is_complete,
-    point_latest_at,
-    run_damage,
-)
+from kaggle_digits.engine.run_folder import REQUEST, is_complete
 from kaggle_digits.jobs.cv import check_fits_the_data, removed_if_refused, start_run
 from kaggle_digits.kaggle import kernels as kaggle_kernels
 from kaggle_digits.kaggle.api import KaggleUnreachable
-from kaggle_digits.kaggle.in_kernel import ENVIRONMENT, ERROR_PREFIX
-from kaggle_digits.kaggle.kernel_script import kernel_script
-from kaggle_digits.kaggle.kernels import KernelStatus, OutputFile
+from kaggle_digits.kaggle.in_kernel import ERROR_PREFIX
+from kaggle_digits.kaggle.kernel_log import KernelLog, Log
+from kaggle_digits.kaggle.kernel_script import kernel_script, write_kernel_files
+from kaggle_digits.kaggle.kernels import KernelStatus
+from kaggle_digits.kaggle.pairs_dataset import upload_pairs
+from kaggle_digits.kaggle.run_home import (
+    KERNEL,
+    KERNEL_LOG,
+    current,
+    finished_pairs,
+    has_complete_run,
+    move_home,
+    outcome_of,
+    run_files,
+    take_finished_pairs,
+)
 from kaggle_digits.options.config import CVConfig, git_commit, validate
 
-Log = Callable[[str], None]
-
-KERNEL = "kernel.json"  # in a run folder trained on Kaggle: its kernel and versions
-KERNEL_LOG = "kernel.log"
 POLL_SECONDS = 15.0  # between two questions to Kaggle while a kernel runs
 RETRIES = 5  # questions that fail for want of network before waiting is given up
 LOG_TAIL = 12  # lines of a failed kernel's log printed
@@ -71,9 +71,11 @@ def run_on_kaggle(
     waiting: Waiting,
     detach: bool = False,
     keep_folds: bool = False,
+    write_kernel: Path | None = None,
 ) -> Path:
     """Check the options, push the run's kernel (the competition as `spec_path` describes
-    it), and (unless `detach`) wait for it and bring its run home; the run folder."""
+    it; `write_kernel`: write it there for `kaggle kernels push -p` instead), and (unless
+    `detach` or written) wait for it and bring its run home; the run folder."""
     validate(config)
     if config.engine == "ray":
         raise UserError("--on kaggle trains in the kernel's own processes: drop --engine ray")
@@ -81,7 +83,13 @@ def run_on_kaggle(
     check_fits_the_data(config, dataset.train_labels, None)
     Tracker(waiting.track, waiting.log)  # --track without MLflow: said now, not after the run
     owner = kaggle_kernels.kaggle_username()  # the credentials, before anything is made
-    if accelerator is not None:
+    if (
+        write_kernel is not None
+        and Path(write_kernel).exists()
+        and any(Path(write_kernel).iterdir())
+    ):
+        raise UserError(f"--write-kernel {write_kernel}: the folder is not empty; name a new one")
+    if accelerator is not None and write_kernel is None:
         check_gpu_quota(waiting.log)
     run_dir = start_run(Path(runs_dir), config, competition, dataset, keep_folds)
     with removed_if_refused(run_dir, new=True):
@@ -93,7 +101,9 @@ def run_on_kaggle(
             "git_commit": git_commit(),  # the kernel has no checkout
             "versions": [],
         }
-        push_version(run_dir, record, earlier=False, log=waiting.log)
+        if write_kernel is not None:
+            return written_by_hand(run_dir, record, Path(write_kernel), waiting.log)
+        push_version(run_dir, record, waiting)
     if detach:
         waiting.log(
             f"detached: `kaggle-digits cv --resume {run_dir}` waits for it and brings it home"
@@ -102,18 +112,54 @@ def run_on_kaggle(
     return bring_home(run_dir, waiting)
 
 
+def written_by_hand(run_dir: Path, record: dict, folder: Path, log: Log) -> Path:
+    """The kernel as files in `folder`, for the official client to push; kernel.json names
+    the kernel with no version yet: `cv --resume` finds the version pushed."""
+    script = kernel_script(run_dir.name, read_json(run_dir / REQUEST), record["spec"], None)
+    written = write_kernel_files(
+        folder, record["ref"], script, record["competition"], record["accelerator"]
+    )
+    write_json(run_dir / KERNEL, record | {"by_hand": str(folder)})
+    log(f"wrote {', '.join(str(path) for path in written)}")
+    log(
+        f"push it: `kaggle kernels push -p {folder}`; then `kaggle-digits cv --resume "
+        f"{run_dir}` waits for it and brings the run home"
+    )
+    return run_dir
+
+
 def resume_on_kaggle(run_dir: Path, waiting: Waiting) -> Path:
     """A run trained on Kaggle and not yet home: wait for its kernel and bring it home; where
-    the kernel failed or stopped, push a new version that trains the pairs it lacks."""
+    the kernel failed or stopped, take its finished pairs home and push a new version that
+    trains the rest."""
     record = read_json(run_dir / KERNEL)
+    if not record["versions"]:
+        adopt_version_pushed_by_hand(run_dir, record, waiting.log)
     state = ask(lambda: kaggle_kernels.kernel_status(*current(record)), run_dir, waiting)
-    if state.finished and not (state.status == "COMPLETE" and has_complete_run(run_dir, record)):
+    if state.finished:
+        files = output_or_none(record)
+        if state.status == "COMPLETE" and has_complete_run(run_files(files, run_dir.name)):
+            return bring_home(run_dir, waiting)
+        pairs = take_finished_pairs(run_dir, run_files(files, run_dir.name))
         waiting.log(
-            f"version {current(record)[1]} ended {state.status.lower()}: pushing a new version "
-            "that takes its finished pairs and trains the rest"
+            f"version {current(record)[1]} ended {state.word}: pushing a new version that "
+            f"takes the {pairs} finished pair(s) and trains the rest"
         )
-        push_version(run_dir, record, earlier=True, log=waiting.log)
+        push_version(run_dir, record, waiting)
     return bring_home(run_dir, waiting)
+
+
+def adopt_version_pushed_by_hand(run_dir: Path, record: dict, log: Log) -> None:
+    version = kaggle_kernels.latest_version(record["ref"])
+    if version is None:
+        raise UserError(
+            f"the kernel {record['ref']} is not on Kaggle yet: push it with `kaggle kernels "
+            f"push -p {record.get('by_hand', 'DIR')}`, then run this again"
+        )
+    url = f"https://www.kaggle.com/code/{record['ref']}"
+    record["versions"].append({"version": version, "url": url, "pushed": "by hand"})
+    write_json(run_dir / KERNEL, record)
+    log(f"the kernel pushed by hand: {record['ref']} version {version}")
 
 
 def is_on_kaggle(run_dir: Path) -> bool:
@@ -124,6 +170,8 @@ def is_on_kaggle(run_dir: Path) -> bool:
 def kaggle_state(run_dir: Path) -> str:
     """What `runs` shows for a run still on Kaggle: its kernel's status, asked now."""
     record = read_json(Path(run_dir) / KERNEL)
+    if not record["versions"]:
+        return f"on Kaggle: written for `kaggle kernels push -p {record.get('by_hand')}`"
     ref, version = current(record)
     try:
         state = kaggle_kernels.kernel_status(ref, version)
@@ -131,17 +179,13 @@ def kaggle_state(run_dir: Path) -> str:
         return f"on Kaggle ({ref} v{version}; status unknown: {error})"
     then = "brings it home" if state.finished else "waits for it"
     return (
-        f"on Kaggle: {state.status.lower()} ({record['versions'][-1]['url']}); "
+        f"on Kaggle: {state.word} ({record['versions'][-1]['url']}); "
         f"kaggle-digits cv --resume {run_dir} {then}"
     )
 
 
 def kernel_slug(run_name: str) -> str:
     return f"kaggle-digits-{run_name}".lower()
-
-
-def current(record: dict) -> tuple[str, int]:
-    return record["ref"], record["versions"][-1]["version"]
 
 
 def check_gpu_quota(log: Log) -> None:
@@ -151,12 +195,17 @@ def check_gpu_quota(log: Log) -> None:
     log(f"Kaggle GPU quota: {quota.describe()}")
 
 
-def push_version(run_dir: Path, record: dict, earlier: bool, log: Log) -> None:
-    """Push the run's script as a new version of its kernel; `earlier`: with the kernel's
-    last version attached, whose finished pairs the new one takes up."""
+def push_version(run_dir: Path, record: dict, waiting: Waiting) -> None:
+    """Push the run's script as a new version of its kernel; the pairs finished so far (in
+    the run folder here) go with it as a private dataset, which the new version takes up."""
     request = read_json(run_dir / REQUEST)
-    sources = (record["ref"],) if earlier else ()
-    script = kernel_script(run_dir.name, request, record["spec"], sources[0] if earlier else None)
+    pairs, sources, earlier = finished_pairs(run_dir), (), None
+    if pairs:
+        leave_out = (KERNEL, KERNEL_LOG)
+        dataset = upload_pairs(run_dir, record, leave_out, waiting.log, waiting.poll_seconds)
+        write_json(run_dir / KERNEL, record)
+        sources, earlier = (dataset,), {"dataset": dataset, "pairs": pairs}
+    script = kernel_script(run_dir.name, request, record["spec"], earlier)
     kernel = kaggle_kernels.push_kernel(
         record["ref"], script, record["competition"], record["accelerator"], sources
     )
@@ -164,14 +213,17 @@ def push_version(run_dir: Path, record: dict, earlier: bool, log: Log) -> None:
     record["versions"].append({"version": kernel.version, "url": kernel.url, "pushed": pushed_at})
     write_json(run_dir / KERNEL, record)
     on = record["accelerator"] or "no GPU"
-    log(f"pushed {kernel.ref} version {kernel.version} ({on}, private, internet off): {kernel.url}")
+    waiting.log(
+        f"pushed {kernel.ref} version {kernel.version} ({on}, private, internet off): {kernel.url}"
+    )
 
 
 # --- waiting ---------------------------------------------------------------------------
 
 
 def bring_home(run_dir: Path, waiting: Waiting) -> Path:
-    """Wait for the kernel's current version; bring its run home, or say why not."""
+    """Wait for the kernel's current version; bring its run home, or its finished pairs and
+    the one line that says what happened."""
     record = read_json(run_dir / KERNEL)
     ref, version = current(record)
     live_log = KernelLog(ref, version, waiting.log)
@@ -183,55 +235,66 @@ def bring_home(run_dir: Path, waiting: Waiting) -> Path:
             f"`kaggle-digits cv --resume {run_dir}` brings it home"
         )
         raise
-    files, log = ask(lambda: kaggle_kernels.kernel_output(ref, version), run_dir, waiting)
+    files, log = finished_output(run_dir, record, state, waiting)
     write_text(run_dir / KERNEL_LOG, log)
-    if state.status != "COMPLETE":
-        raise UserError(failed_kernel(run_dir, record, state, log, live_log))
-    move_home(run_dir, run_files(files, run_dir.name), record, waiting)
-    return run_dir
+    live_log.show_rest(log, tail=None if state.status == "COMPLETE" else LOG_TAIL)
+    waiting.log(f"kernel {ref} v{version}: {state.word}")
+    ours = run_files(files, run_dir.name)
+    if state.status == "COMPLETE" and has_complete_run(ours):
+        move_home(run_dir, ours, record, waiting.log, waiting.track)
+        return run_dir
+    outcome = outcome_of(files, run_dir.parent / f".{run_dir.name}.outcome")
+    pairs = take_finished_pairs(run_dir, ours)
+    if state.status == "COMPLETE" and not outcome:  # not ended by in_kernel.main
+        raise UserError(
+            f"the kernel completed, but its output holds no complete run ({pairs} finished "
+            f"pair(s)); `kaggle-digits cv --resume {run_dir}` trains the rest in a new version"
+        )
+    raise UserError(failed_kernel(run_dir, record, state, outcome, pairs, log))
 
 
-def wait_for(run_dir: Path, record: dict, waiting: Waiting, log: "KernelLog") -> KernelStatus:
+def finished_output(run_dir: Path, record: dict, state: KernelStatus, waiting: Waiting):
+    """A finished version's output files and log; none where Kaggle keeps no output of a
+    failed or cancelled version."""
+    question = lambda: kaggle_kernels.kernel_output(*current(record))  # noqa: E731
+    if state.status == "COMPLETE":
+        return ask(question, run_dir, waiting)
+    try:
+        return ask(question, run_dir, waiting)
+    except UserError as error:
+        waiting.log(f"its output could not be listed ({error})")
+        return [], ""
+
+
+def output_or_none(record: dict) -> list:
+    """A finished version's output listing, [] where Kaggle lists none (a failed version)."""
+    try:
+        return kaggle_kernels.kernel_output(*current(record))[0]
+    except UserError:
+        return []
+
+
+def wait_for(run_dir: Path, record: dict, waiting: Waiting, log: KernelLog) -> KernelStatus:
     """Poll the kernel until it stops: a line at each change of state, the new lines of its
-    log as they come (where Kaggle shows a running kernel's log), and a live status line:
-    the state, the time since, the kernel's address, the log's last line (the run's own
-    progress)."""
+    log as they come (streamed, or where Kaggle shows a running kernel's log), and a live
+    status line: the state, the time since, the kernel's address, the log's last line (the
+    run's own progress)."""
     ref, version = current(record)
     url = record["versions"][-1]["url"]
     started, seen = time.monotonic(), None
     while True:
         state = ask(lambda: kaggle_kernels.kernel_status(ref, version), run_dir, waiting)
-        if state.status != seen:
-            waiting.log(f"kernel {ref} v{version}: {state.status.lower()}")
-            seen = state.status
-        if state.status == "RUNNING" or state.status == "COMPLETE":
-            log.show_new_lines()  # a failed kernel's: its tail, by failed_kernel
         if state.finished:
-            return state
+            return state  # said by bring_home, after the rest of its log
+        if state.status != seen:
+            waiting.log(f"kernel {ref} v{version}: {state.word}")
+            seen = state.status
+        if state.status in ("RUNNING", "CANCEL_REQUESTED"):
+            log.show_new_lines()
         if waiting.status is not None:
             minutes = (time.monotonic() - started) / 60
-            waiting.status(f"kernel {state.status.lower()} {minutes:.1f} min  {url}  {log.last}")
+            waiting.status(f"kernel {state.word} {minutes:.1f} min  {url}  {log.last}")
         time.sleep(waiting.poll_seconds)
-
-
-class KernelLog:
-    """A running kernel's log, shown line by line as it grows."""
-
-    def __init__(self, ref: str, version: int, log: Log) -> None:
-        self.ref, self.version, self.log = ref, version, log
-        self.shown = 0  # lines shown so far
-        self.last = ""
-
-    def show_new_lines(self) -> None:
-        try:
-            _, text = kaggle_kernels.kernel_output(self.ref, self.version)
-        except UserError:
-            return  # Kaggle may not show a running kernel's log: the state line goes on
-        lines = text.splitlines()
-        for line in lines[self.shown :]:
-            self.log(f"  | {line}")
-        self.shown = max(self.shown, len(lines))
-        self.last = lines[-1].strip() if lines else self.last
 
 
 def ask(question: Callable, run_dir: Path, waiting: Waiting):
@@ -251,110 +314,26 @@ def ask(question: Callable, run_dir: Path, waiting: Waiting):
 
 
 def failed_kernel(
-    run_dir: Path, record: dict, state: KernelStatus, log: str, live_log: KernelLog
+    run_dir: Path,
+    record: dict,
+    state: KernelStatus,
+    outcome: dict,
+    pairs: int,
+    log: str,
 ) -> str:
-    """The tail of a failed kernel's log, less what was shown while it ran; the one line that
-    says what happened."""
+    """The one line that says what happened to a kernel that failed, and what is home."""
     lines = log.splitlines()
-    for line in lines[max(live_log.shown, len(lines) - LOG_TAIL) :]:
-        live_log.log(f"  | {line}")
     ours = [line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)]
-    why = ours[-1] if ours else state.failure
+    why = outcome.get("error") or (ours[-1] if ours else state.failure)
     ref, version = current(record)
-    ended = "was cancelled" if state.status.startswith("CANCEL") else "failed"
+    ended = "failed"
+    if state.status.startswith("CANCEL"):
+        ended = "was cancelled"
+    elif outcome.get("status") == "stopped":
+        ended = "was stopped"
+    home = f"{pairs} finished pair(s) home in {run_dir}" if pairs else "no finished pair"
     return (
         f"the kernel {ref} v{version} {ended}" + (f": {why}" if why else "")
-        + f"; its log: {run_dir / KERNEL_LOG}; `kaggle-digits cv --resume {run_dir}` "
+        + f"; {home}; its log: {run_dir / KERNEL_LOG}; `kaggle-digits cv --resume {run_dir}` "
         "trains what is left in a new version"
     )  # fmt: skip
-
-
-# --- bringing the run home ---------------------------------------------------------------
-
-
-def run_files(files: list[OutputFile], run_name: str) -> list[OutputFile]:
-    """The output files of the run folder, named relative to it."""
-    prefix = f"{run_name}/"
-    return [
-        OutputFile(file.name.removeprefix(prefix), file.url)
-        for file in files
-        if file.name.startswith(prefix) and file.name.rsplit("/", 1)[-1] != LOCK
-    ]
-
-
-def has_complete_run(run_dir: Path, record: dict) -> bool:
-    files, _ = kaggle_kernels.kernel_output(*current(record))
-    return any(file.name == RUN_COMPLETE for file in run_files(files, run_dir.name))
-
-
-def move_home(run_dir: Path, files: list[OutputFile], record: dict, waiting: Waiting) -> None:
-    """Download the run's files beside the run folder, check they make a whole run, then move
-    them in, metrics.json last; config.json says where the run was trained."""
-    staging = run_dir.parent / f".{run_dir.name}.home"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        for file in files:
-            kaggle_kernels.download_output(file, staging)
-        check_whole(staging, files, run_dir)
-        config = read_json(staging / SETTLED) | {"kaggle": where_it_ran(staging, record)}
-        config["git_commit"] = record.get("git_commit")
-        write_json(staging / SETTLED, config)
-        for path in sorted(staging.rglob("*"), key=lambda path: path.name == RUN_COMPLETE):
-            if path.is_file() and path.name != REQUEST:
-                target = run_dir / path.relative_to(staging)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    point_latest_at(run_dir)
-    waiting.log(f"brought the run home: {run_dir}")
-    track(run_dir, record, waiting)
-
-
-def check_whole(staging: Path, files: list[OutputFile], run_dir: Path) -> None:
-    if not (staging / RUN_COMPLETE).is_file():
-        pairs = sum(file.name.endswith("/result.json") for file in files)
-        raise UserError(
-            f"the kernel completed, but its output holds no complete run ({pairs} finished "
-            f"pair(s)); `kaggle-digits cv --resume {run_dir}` trains the rest in a new version"
-        )
-    damage = run_damage(staging)
-    if damage is not None:
-        where = damage.path.relative_to(staging)
-        raise UserError(f"the kernel's output is damaged: {where} {damage.what}")
-
-
-def where_it_ran(staging: Path, record: dict) -> dict:
-    """config.json's record of the kernel: its version, GPU, the image's packages."""
-    ref, version = current(record)
-    environment = read_json(staging / ENVIRONMENT) if (staging / ENVIRONMENT).is_file() else {}
-    return {
-        "kernel": ref,
-        "version": version,
-        "url": record["versions"][-1]["url"],
-        "accelerator": record["accelerator"],
-        **environment,
-    }
-
-
-def track(run_dir: Path, record: dict, waiting: Waiting) -> None:
-    """A run brought home, logged to MLflow as a local run is: its options, each pair's
-    epochs, its scores and figures."""
-    if not waiting.track:
-        return
-    tracker = Tracker(True, waiting.log)
-    tracker.start(run_dir, record["competition"], flat_params(read_json(run_dir / SETTLED)))
-    for history_file in sorted(run_dir.glob("fold*/member*/history.json")):
-        fold, member = history_file.parent.parent.name, history_file.parent.name
-        fold_number = int(fold.removeprefix("fold")) + 1
-        member_number, architecture = member.removeprefix("member").split("-", 1)
-        series = f"fold{fold_number}/member{int(member_number) + 1}-{architecture}"
-        history = read_json(history_file)
-        for epoch in range(len(history.get("loss", []))):
-            logs = {
-                name: values[epoch]
-                for name, values in history.items()
-                if isinstance(values, list) and len(values) > epoch
-            }
-            tracker.epoch(series, epoch + 1, logs)
-    tracker.finish(run_dir, run_metrics(read_json(run_dir / RUN_COMPLETE)))
