@@ -62,8 +62,9 @@ def main(request: dict, inputs: Path = KAGGLE_INPUT, working: Path = KAGGLE_WORK
     return 0
 
 
-class SessionStopped(BaseException):
-    """Kaggle's SIGTERM: the session is being stopped (its time limit, a cancel)."""
+class SessionStopped(KeyboardInterrupt):
+    """Kaggle's SIGTERM: the session is being stopped (its time limit, a cancel); stopped as
+    a Ctrl-C stops a run, worker processes and all."""
 
 
 def _stopped(signum, frame) -> None:
