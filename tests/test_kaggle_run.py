@@ -267,19 +267,19 @@ def test_a_refused_push_is_one_line_and_leaves_no_run(kaggle, refusal, message):
     assert not kaggle.runs_dir.exists() or list(kaggle.runs_dir.iterdir()) == []
 
 
-def finish_later(kaggle, *statuses: str, seconds: float = 0.3) -> None:
-    """The kernel version pushed next goes through `statuses`, one every `seconds` after its
-    push, without having run anything (the stand-in runs no script here)."""
+def finish_later(kaggle, *statuses: str, seconds: float = 0.3, version: int = 1) -> None:
+    """Version `version` of the kernel, once pushed, goes through `statuses`, one every
+    `seconds`, without having run anything (the stand-in runs no script here)."""
 
     def end() -> None:
         deadline = time.monotonic() + 120
-        while not kaggle.kernels.versions:  # the push may come later than the timer
-            assert time.monotonic() < deadline, "nothing was pushed"
+        while sum(len(pushed) for pushed in kaggle.kernels.versions.values()) < version:
+            assert time.monotonic() < deadline, f"version {version} was not pushed"
             time.sleep(0.05)
         (ref,) = kaggle.kernels.versions
         for status in statuses:
             time.sleep(seconds)
-            kaggle.kernels.versions[ref][-1].status = status
+            kaggle.kernels.versions[ref][version - 1].status = status
 
     threading.Thread(target=end, daemon=True).start()
 
@@ -470,3 +470,18 @@ def test_a_kernel_written_for_a_push_by_hand_is_waited_for_once_pushed(kaggle, t
     assert_user_error(brought, "holds no complete run")  # nothing ran here: no image
     assert "the kernel pushed by hand" in brought.stdout
     assert json.loads((run_dir / KERNEL).read_text())["versions"][0]["version"] == 1
+
+
+def test_a_failed_version_whose_output_kaggle_drops_is_resumed_from_what_is_home(kaggle):
+    kaggle.kernels.failed_output_listed = False  # as Kaggle may do for an ERROR version
+    finish_later(kaggle, "RUNNING", "ERROR")
+    failed = cli(kaggle, "cv", "--on", "kaggle", *SHORT)
+    assert_user_error(failed, "v1 failed", "no finished pair", "cv --resume")
+    run_dir = only_run(kaggle)
+    finish_later(kaggle, "COMPLETE", version=2)
+    resumed = cli(kaggle, "cv", "--resume", run_dir.name)
+    assert "version 1 ended failed: pushing a new version that takes the 0" in resumed.stdout
+    second = pushes(kaggle)[1]
+    assert not second.get("datasetDataSources") and not second.get("kernelDataSources")
+    assert "StartBlobUpload" not in kaggle.calls and kaggle.kernels.datasets == {}
+    assert_user_error(resumed, "holds no complete run")  # nothing ran here: no image
