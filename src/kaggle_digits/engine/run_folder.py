@@ -53,6 +53,11 @@ def is_finished(pair_folder: Path) -> bool:
     return (pair_folder / PAIR_FINISHED).exists()
 
 
+def finished_pairs(run_dir: Path) -> int:
+    """How many pairs of the run folder are finished (their result.json written)."""
+    return len(list(Path(run_dir).glob(f"fold*/member*/{PAIR_FINISHED}")))
+
+
 def is_complete(run_dir: Path) -> bool:
     return (Path(run_dir) / RUN_COMPLETE).is_file()
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from kaggle_digits.base.errors import UserError
 from kaggle_digits.base.files import write_json
 from kaggle_digits.data.competition import Competition, load_competition
-from kaggle_digits.engine.run_folder import LOCK, PAIR_FINISHED, REQUEST
+from kaggle_digits.engine.run_folder import LOCK, REQUEST, finished_pairs
 from kaggle_digits.machine.backend import gpu_names, import_keras
 from kaggle_digits.options.config import CVConfig, package_version
 
@@ -33,7 +33,6 @@ ENVIRONMENT = "kernel_environment.json"  # what the kernel saw: GPUs, versions
 OUTCOME = "kaggle-digits-outcome.json"  # in /kaggle/working: how the kernel ended
 MIN_KERAS = (3, 3)  # as pyproject.toml asks
 ERROR_PREFIX = "kaggle-digits: error: "  # the line the local side looks for in the log
-FINISHED_PAIRS = f"fold*/member*/{PAIR_FINISHED}"
 
 
 def main(request: dict, inputs: Path = KAGGLE_INPUT, working: Path = KAGGLE_WORKING) -> int:
@@ -57,7 +56,7 @@ def main(request: dict, inputs: Path = KAGGLE_INPUT, working: Path = KAGGLE_WORK
         outcome |= {"status": "failed", "error": f"{type(error).__name__}: {error}"}
     if "error" in outcome:
         print(ERROR_PREFIX + outcome["error"], flush=True)
-    outcome["finished_pairs"] = len(list((working / request["run"]).glob(FINISHED_PAIRS)))
+    outcome["finished_pairs"] = finished_pairs(working / request["run"])
     write_json(working / OUTCOME, outcome)
     return 0
 
@@ -189,8 +188,7 @@ def take_earlier_pairs(request: dict, inputs: Path, run_dir: Path) -> None:
             f"{earlier['dataset']}) are nowhere under {inputs}: was the dataset attached?"
         )
     shutil.copytree(found[0], run_dir, ignore=shutil.ignore_patterns(LOCK, ENVIRONMENT))
-    finished = len(list(run_dir.glob(FINISHED_PAIRS)))
-    log(f"took {finished} finished pair(s) from {found[0]}")
+    log(f"took {finished_pairs(run_dir)} finished pair(s) from {found[0]}")
 
 
 def _same_request(path: Path, request: dict) -> bool:

@@ -33,10 +33,8 @@ class KernelLog:
                 _, complete = kaggle_kernels.kernel_output(self.ref, self.version)
             except UserError:
                 return  # Kaggle may not show a running kernel's log: the state line goes on
+        self.show_rest(complete)
         lines = complete.splitlines()
-        for line in lines[self.shown :]:
-            self.log(f"  | {line}")
-        self.shown = max(self.shown, len(lines))
         self.last = lines[-1].strip() if lines else self.last
 
     def show_rest(self, text: str, tail: int | None = None) -> None:

@@ -243,13 +243,13 @@ def latest_version(ref: str) -> int | None:
     owner, slug = ref.split("/", 1)
     request = ApiGetKernelRequest()
     request.user_name, request.kernel_slug = owner, slug
-    try:
-        with kaggle_errors("", "asking for the kernel", _no_kernel(ref)), _client() as kaggle:
+    with kaggle_errors("", "asking for the kernel"), _client() as kaggle:
+        try:
             answer = kaggle.kernels.kernels_api_client.get_kernel(request)
-    except UserError as error:
-        if "(404)" in str(error):
-            return None
-        raise
+        except requests.exceptions.HTTPError as error:
+            if error.response is not None and error.response.status_code == 404:
+                return None
+            raise
     number = answer.metadata.current_version_number if answer.metadata else None
     return int(number) if number else None
 

@@ -23,7 +23,7 @@ from kaggle_digits.base.files import read_json, write_json, write_text
 from kaggle_digits.base.tracking import Tracker
 from kaggle_digits.data.competition import Competition
 from kaggle_digits.data.dataset import load_dataset
-from kaggle_digits.engine.run_folder import REQUEST, is_complete
+from kaggle_digits.engine.run_folder import REQUEST, finished_pairs, is_complete
 from kaggle_digits.jobs.cv import check_fits_the_data, removed_if_refused, start_run
 from kaggle_digits.kaggle import kernels as kaggle_kernels
 from kaggle_digits.kaggle.api import KaggleUnreachable
@@ -36,7 +36,6 @@ from kaggle_digits.kaggle.run_home import (
     KERNEL,
     KERNEL_LOG,
     current,
-    finished_pairs,
     has_complete_run,
     move_home,
     outcome_of,
@@ -137,7 +136,7 @@ def resume_on_kaggle(run_dir: Path, waiting: Waiting) -> Path:
         adopt_version_pushed_by_hand(run_dir, record, waiting.log)
     state = ask(lambda: kaggle_kernels.kernel_status(*current(record)), run_dir, waiting)
     if state.finished:
-        files = output_or_none(record)
+        files, _ = finished_output(run_dir, record, state, waiting)
         if state.status == "COMPLETE" and has_complete_run(run_files(files, run_dir.name)):
             return bring_home(run_dir, waiting)
         pairs = take_finished_pairs(run_dir, run_files(files, run_dir.name))
@@ -264,14 +263,6 @@ def finished_output(run_dir: Path, record: dict, state: KernelStatus, waiting: W
     except UserError as error:
         waiting.log(f"its output could not be listed ({error})")
         return [], ""
-
-
-def output_or_none(record: dict) -> list:
-    """A finished version's output listing, [] where Kaggle lists none (a failed version)."""
-    try:
-        return kaggle_kernels.kernel_output(*current(record))[0]
-    except UserError:
-        return []
 
 
 def wait_for(run_dir: Path, record: dict, waiting: Waiting, log: KernelLog) -> KernelStatus:

@@ -3,8 +3,10 @@ version completes it (downloaded beside the run folder, checked, moved in, metri
 last), or the pairs a stopped version finished, so that they survive the version and go up
 again with the next (pairs_dataset.py)."""
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from kaggle_digits.base.errors import UserError
@@ -16,11 +18,12 @@ from kaggle_digits.engine.run_folder import (
     REQUEST,
     RUN_COMPLETE,
     SETTLED,
+    finished_pairs,
     point_latest_at,
     run_damage,
 )
 from kaggle_digits.kaggle import kernels as kaggle_kernels
-from kaggle_digits.kaggle.in_kernel import ENVIRONMENT, FINISHED_PAIRS, OUTCOME
+from kaggle_digits.kaggle.in_kernel import ENVIRONMENT, OUTCOME
 from kaggle_digits.kaggle.kernel_log import Log
 from kaggle_digits.kaggle.kernels import OutputFile
 
@@ -53,10 +56,6 @@ def outcome_of(files: list[OutputFile], staging: Path) -> dict:
             with staged(staging):
                 return read_json(kaggle_kernels.download_output(file, staging))
     return {}
-
-
-def finished_pairs(run_dir: Path) -> int:
-    return len(list(Path(run_dir).glob(FINISHED_PAIRS)))
 
 
 def take_finished_pairs(run_dir: Path, files: list[OutputFile]) -> int:
@@ -102,18 +101,14 @@ def move_home(run_dir: Path, files: list[OutputFile], record: dict, log: Log, tr
     track_run(run_dir, record, log, track)
 
 
-class staged:
+@contextlib.contextmanager
+def staged(folder: Path) -> Iterator[Path]:
     """A staging folder, empty on entry and gone on exit, whatever happened."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def __enter__(self) -> Path:
-        shutil.rmtree(self.folder, ignore_errors=True)
-        return self.folder
-
-    def __exit__(self, *exc) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def move_in(staging: Path, run_dir: Path, last: str) -> None:
