@@ -74,7 +74,8 @@ class TreeMemory:
     # took ~11% of a core from the run it measured. Workers' memory moves slowly.
     SAMPLE_SECONDS = 3.0
 
-    def __init__(self) -> None:
+    def __init__(self, root: int | None = None) -> None:
+        self.root = root or os.getpid()  # the process whose tree is measured
         self.peak_bytes = 0  # PSS
         self.peak_rss_bytes = 0
         self._stop = threading.Event()
@@ -98,7 +99,7 @@ class TreeMemory:
 
     def _sample(self) -> None:
         while not self._stop.wait(self.SAMPLE_SECONDS):
-            sizes = [_memory(pid) for pid in _tree(os.getpid())]
+            sizes = [_memory(pid) for pid in _tree(self.root)]
             self.peak_bytes = max(self.peak_bytes, sum(pss for pss, _ in sizes))
             self.peak_rss_bytes = max(self.peak_rss_bytes, sum(rss for _, rss in sizes))
 

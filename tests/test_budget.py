@@ -12,7 +12,9 @@ from kaggle_digits.base.errors import UserError
 from kaggle_digits.data.competition import load_competition
 from kaggle_digits.engine.budget import (
     FINISH_SECONDS,
+    FLAT_PASSES,
     MAX_EPOCHS,
+    MAX_NETS_PER_FOLD,
     SAFETY,
     SHORT_RECIPE_EPOCHS,
     Rows,
@@ -150,6 +152,51 @@ def test_members_are_dropped_only_when_they_would_be_too_short():
     assert long.members == ("strided-cnn", "fast-cnn") and long.epochs >= 6
     short = plan_budget(config, TIMINGS, ROWS, 2, 12 * 60)
     assert short.members == ("strided-cnn",)
+
+
+def test_past_the_flat_tail_a_longer_budget_adds_nets_a_fold():
+    hard = replace(CONFIG, select_hard=2.0)  # the default preset's epochs of a third
+    flat = FLAT_PASSES["strided-cnn"]
+    one_net = run_seconds(hard, ("strided-cnn",), flat * 3, TIMINGS, ROWS, 2) / SAFETY
+    plans = {
+        times: plan_budget(hard, TIMINGS, ROWS, 2, times * one_net) for times in (1.5, 2.2, 3.5)
+    }
+    assert plans[1.5].members == ("strided-cnn",)  # two would end short of the flat tail
+    assert "short of the flat tail (43 epochs)" in plans[1.5].why
+    assert plans[2.2].members == ("strided-cnn",) * 2
+    assert len(plans[3.5].members) > 2 and set(plans[3.5].members) == {"strided-cnn"}
+    for times, plan in plans.items():
+        assert passes(hard, plan.epochs) >= flat and plan.estimated_seconds <= times * one_net
+    # the minutes of a second net go to it, not to a longer schedule for one
+    assert plans[2.2].epochs < plan_budget(replace(hard, members=("strided-cnn",), chosen_by={
+        "members": "option"}), TIMINGS, ROWS, 2, 2.2 * one_net).epochs  # fmt: skip
+    assert plans[2.2].to_dict()["nets_per_fold"] == 2
+    assert "flat tail" in plans[2.2].to_dict()["nets_why"]
+
+
+def test_nets_a_fold_stop_at_the_most_that_pay_then_the_schedule_grows():
+    hard = replace(CONFIG, select_hard=2.0)
+    plan = plan_budget(hard, TIMINGS, ROWS, 2, 1e6)
+    assert plan.members == ("strided-cnn",) * MAX_NETS_PER_FOLD
+    assert passes(hard, plan.epochs) > 2 * FLAT_PASSES["strided-cnn"]
+    assert f"more than {MAX_NETS_PER_FOLD}" in plan.why
+
+
+def test_nets_chosen_by_hand_or_never_measured_get_no_company():
+    by_hand = replace(CONFIG, chosen_by={"members": "option"})
+    assert plan_budget(by_hand, TIMINGS, ROWS, 2, 1e6).members == ("strided-cnn",)
+    assert plan_budget(by_hand, TIMINGS, ROWS, 2, 1e6).why == "chosen with --members"
+    unmeasured = replace(CONFIG, members=("fast-cnn",))
+    plan = plan_budget(unmeasured, TIMINGS, ROWS, 2, 1e6)
+    assert plan.members == ("fast-cnn",) and "no flat tail measured" in plan.why
+
+
+def test_a_preset_of_several_nets_grows_by_taking_them_again_in_turn():
+    gpu_like = replace(CONFIG, members=("strided-cnn",) * 3)
+    few = plan_budget(gpu_like, TIMINGS, ROWS, 2, 20 * 60)
+    assert len(few.members) < 3 and "would each get fewer than" in few.why
+    many = plan_budget(gpu_like, TIMINGS, ROWS, 2, 1e6)
+    assert many.members == ("strided-cnn",) * MAX_NETS_PER_FOLD
 
 
 def test_a_budget_too_small_for_one_epoch_is_refused():

@@ -26,6 +26,13 @@ FINISH_SECONDS = 10.0
 SAVE_SECONDS = 2.0  # a pair's model file and predictions
 MIN_EPOCHS_PER_MEMBER = 6  # below this, a second member is worth less than longer training
 MAX_EPOCHS = 60  # past this, a longer schedule buys next to nothing
+# Where a net's accuracy stops growing with its schedule, in passes: past it, minutes buy more
+# from another net a fold than from a longer schedule. strided-cnn x 43 epochs of a third
+# scored as x 54 on three folds, x 27 clearly worse (docs/measurements.md#the-flat-tail).
+# A net not measured never gets company: its minutes go to a longer schedule.
+FLAT_PASSES = {"strided-cnn": 43 / 3}
+# the pooled models of one fold gained nothing past five (docs/measurements.md#the-flat-tail)
+MAX_NETS_PER_FOLD = 5
 # the recipe for budgets too short for a preset's own nets (see short_budget_recipe)
 SHORT_BUDGET_PRESET = "quick"
 # below this, the short-budget recipe's small net is far from converged, and its preset's
@@ -48,13 +55,27 @@ class Plan:
     epochs: float  # in tenths
     estimated_seconds: float  # from the plan's start to the run's end
     crowded_speed: float = 1.0  # of each worker while more workers than cores run
+    why: str = ""  # why this many nets a fold, in a few words
 
     def to_dict(self) -> dict:
         return {
             "members": list(self.members),
+            "nets_per_fold": len(self.members),
+            "nets_why": self.why,
             "epochs": self.epochs,
             "estimated_minutes": round(self.estimated_seconds / 60, 1),
         }
+
+
+def nets_a_fold(members: Sequence[str]) -> str:
+    """How many nets a fold, and which: '2 nets a fold (strided-cnn x 2)'."""
+    return f"{len(members)} net{'s' if len(members) > 1 else ''} a fold ({net_names(members)})"
+
+
+def net_names(members: Sequence[str]) -> str:
+    """The nets of a fold, each named once with its count: 'strided-cnn x 2, tiny-cnn'."""
+    counts = {name: list(members).count(name) for name in dict.fromkeys(members)}
+    return ", ".join(name + (f" x {n}" if n > 1 else "") for name, n in counts.items())
 
 
 def epoch_seconds(timing: StepTiming, rows: Rows, config: CVConfig) -> float:
@@ -134,26 +155,106 @@ def best_plan(
     seconds_left: float,
     cores: int | None = None,
 ) -> Plan | None:
-    """The most epochs, in tenths, that fit in `seconds_left`, for as many of the preset's
-    members as can each still have MIN_EPOCHS_PER_MEMBER (the first member is always kept);
-    None where not even one epoch of the first member fits."""
-    usable = seconds_left * SAFETY
+    """The nets a fold and the epochs, in tenths, that fit in `seconds_left`: as many of the
+    preset's members as can each still have MIN_EPOCHS_PER_MEMBER (the first is always kept);
+    where time is left past every member's flat tail, more nets a fold (more_nets). None where
+    not even one epoch of the first member fits."""
     for count in range(len(config.members), 0, -1):
         members = config.members[:count]
-        tenths = 0
-        while passes(config, tenths / 10) < MAX_EPOCHS and (
-            run_seconds(config, members, (tenths + 1) / 10, timings, rows, workers, cores) <= usable
-        ):
-            tenths += 1
-        epochs = tenths / 10
+        epochs = most_epochs(config, members, timings, rows, workers, seconds_left, cores)
         if passes(config, epochs) >= MIN_EPOCHS_PER_MEMBER or (count == 1 and epochs >= 1):
-            return Plan(
-                members,
-                epochs,
-                run_seconds(config, members, epochs, timings, rows, workers, cores),
-                crowded_speed([timings[name] for name in members], workers, cores or workers),
+            if count < len(config.members):
+                why = f"{len(config.members)} would each get fewer than {MIN_EPOCHS_PER_MEMBER}"
+                return make_plan(config, members, epochs, timings, rows, workers, cores, why)
+            more = more_nets(config, timings, rows, workers, seconds_left, cores)
+            if more is not None:
+                return more
+            return make_plan(
+                config, members, epochs, timings, rows, workers, cores, nets_why(config, epochs)
             )
     return None
+
+
+def most_epochs(
+    config: CVConfig,
+    members: Sequence[str],
+    timings: dict[str, StepTiming],
+    rows: Rows,
+    workers: int,
+    seconds_left: float,
+    cores: int | None,
+) -> float:
+    """The most epochs, in tenths and up to MAX_EPOCHS passes, that `members` a fold can
+    each have within SAFETY of `seconds_left`."""
+    usable = seconds_left * SAFETY
+    tenths = 0
+    while passes(config, tenths / 10) < MAX_EPOCHS and (
+        run_seconds(config, members, (tenths + 1) / 10, timings, rows, workers, cores) <= usable
+    ):
+        tenths += 1
+    return tenths / 10
+
+
+def more_nets(
+    config: CVConfig,
+    timings: dict[str, StepTiming],
+    rows: Rows,
+    workers: int,
+    seconds_left: float,
+    cores: int | None,
+) -> Plan | None:
+    """The most nets a fold, past the preset's own and up to MAX_NETS_PER_FOLD, that each
+    reach their flat tail (FLAT_PASSES) in `seconds_left`, the preset's members taken again in
+    turn (each net its own seed); None where the nets were chosen by hand, a member's flat
+    tail was never measured, or no extra net reaches it."""
+    own = config.members
+    if config.chosen_by.get("members") == "option" or any(n not in FLAT_PASSES for n in own):
+        return None
+    for count in range(MAX_NETS_PER_FOLD, len(own), -1):
+        members = tuple(own[i % len(own)] for i in range(count))
+        epochs = most_epochs(config, members, timings, rows, workers, seconds_left, cores)
+        if passes(config, epochs) >= max(FLAT_PASSES[name] for name in own):
+            why = (
+                f"the most that each reach the flat tail ({flat_tail(config)})"
+                if count < MAX_NETS_PER_FOLD
+                else f"more than {MAX_NETS_PER_FOLD} a fold buy nothing measurable"
+            )
+            return make_plan(config, members, epochs, timings, rows, workers, cores, why)
+    return None
+
+
+def flat_tail(config: CVConfig) -> str:
+    """The members' flat tail in the run's own epochs (a third of the rows each, with hard rows)."""
+    epochs = max(FLAT_PASSES[name] for name in config.members) * (1 + config.select_hard)
+    return f"{epochs:.0f} epochs"
+
+
+def nets_why(config: CVConfig, epochs: float) -> str:
+    """Why a plan keeps the preset's own nets a fold."""
+    if config.chosen_by.get("members") == "option":
+        return "chosen with --members"
+    if any(name not in FLAT_PASSES for name in config.members):
+        return "no flat tail measured for these nets: the minutes go to longer training"
+    return f"a second set of nets would end short of the flat tail ({flat_tail(config)})"
+
+
+def make_plan(
+    config: CVConfig,
+    members: Sequence[str],
+    epochs: float,
+    timings: dict[str, StepTiming],
+    rows: Rows,
+    workers: int,
+    cores: int | None,
+    why: str,
+) -> Plan:
+    return Plan(
+        tuple(members),
+        epochs,
+        run_seconds(config, members, epochs, timings, rows, workers, cores),
+        crowded_speed([timings[name] for name in members], workers, cores or workers),
+        why,
+    )
 
 
 def plan_budget(

@@ -22,6 +22,7 @@ from kaggle_digits.engine.budget import (
     Rows,
     best_plan,
     epoch_seconds,
+    nets_a_fold,
     overhead_seconds,
     passes,
     plan_budget,
@@ -180,9 +181,10 @@ def fit_budget(
     config = replace(config, members=plan.members, epochs=plan.epochs)
     shorter = "" if config.whole_epochs == config.epochs else f" (as {config.whole_epochs} shorter)"
     log(
-        f"budget {config.budget_minutes:g} min -> {', '.join(plan.members)} for {plan.epochs:g} "
-        f"epochs{shorter}, about {plan.estimated_seconds / 60:.1f} min from here; the same run "
-        f"again: {rerun_command(config)}"
+        f"budget {config.budget_minutes:g} min -> {nets_a_fold(plan.members)} for "
+        f"{plan.epochs:g} epochs{shorter} ({plan.why}), about "
+        f"{plan.estimated_seconds / 60:.1f} min from here; the same run again: "
+        f"{rerun_command(config)}"
     )
     # with a core to itself, as Progress counts it
     overheads = [

@@ -4,6 +4,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from kaggle_digits.engine.budget import net_names
 from kaggle_digits.engine.run_folder import (
     REQUEST,
     RUN_COMPLETE,
@@ -24,7 +25,8 @@ from kaggle_digits.kaggle.remote_run import is_on_kaggle, kaggle_state
 class RunRow:
     run_id: str
     kind: str  # the preset, or "blend"
-    members: str
+    members: str  # a fold's nets, "strided-cnn x 2"; a blend's sources
+    nets_why: str  # why that many, where a budget chose
     epochs: str
     oof_accuracy: float | None
     wall_minutes: float | None  # the time its pairs trained, side by side counted once
@@ -45,7 +47,8 @@ def list_runs(runs_dir: Path, submissions_dir: Path) -> list[RunRow]:
             RunRow(
                 run_id=folder.name,
                 kind="blend" if "sources" in config else str(config.get("preset", "?")),
-                members=",".join(config.get("members", [])),
+                members=members_text(config),
+                nets_why=config.get("budget_plan", {}).get("nets_why", ""),
                 epochs=str(config.get("epochs", "")),
                 oof_accuracy=metrics.get("oof_accuracy"),
                 wall_minutes=metrics.get("wall_minutes"),
@@ -56,6 +59,11 @@ def list_runs(runs_dir: Path, submissions_dir: Path) -> list[RunRow]:
             )
         )
     return sorted(rows, key=lambda row: started_at(row.path), reverse=True)
+
+
+def members_text(config: dict) -> str:
+    members = config.get("members", [])
+    return ",".join(members) if "sources" in config else net_names(members)
 
 
 def run_state(folder: Path) -> tuple[str, dict]:
@@ -92,7 +100,7 @@ def runs_table(rows: list[RunRow]) -> str:
     if not rows:
         return "no runs yet; start one with `kaggle-digits cv`"
     lines = [
-        f"{'run':28} {'kind':8} {'members':28} {'epochs':>6} {'OOF':>8} {'wall':>6} "
+        f"{'run':28} {'kind':8} {'nets a fold':30} {'epochs':>6} {'OOF':>8} {'wall':>6} "
         f"{'best LB':>8}  state"
     ]
     for row in rows:
@@ -100,7 +108,11 @@ def runs_table(rows: list[RunRow]) -> str:
         minutes = f"{row.wall_minutes:.1f}" if row.wall_minutes is not None else "-"
         public = f"{row.best_public_score:.5f}" if row.best_public_score is not None else "-"
         lines.append(
-            f"{row.run_id:28} {row.kind:8} {row.members:28} {row.epochs:>6} {oof:>8} "
+            f"{row.run_id:28} {row.kind:8} {row.members:30} {row.epochs:>6} {oof:>8} "
             f"{minutes:>6} {public:>8}  {row.state}"
         )
+    chosen = [row for row in rows if row.nets_why]
+    if chosen:
+        lines += ["", "why that many nets a fold (the budget's plan):"]
+        lines += [f"  {row.run_id}: {row.nets_why}" for row in chosen]
     return "\n".join(lines)
