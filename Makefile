@@ -16,7 +16,7 @@ TEST_WORKERS ?= 2
 # disk); `make install TORCH=torch` takes whichever build pip finds for this machine
 TORCH ?= torch==2.13.0
 
-.PHONY: browser screenshots install download info cv submit submissions test lint format bench holdout frontier priors workers steps photos gpu gpu-wheels install-backends test-backends clean
+.PHONY: kaggle-clients browser screenshots install download info cv submit submissions test lint format bench holdout frontier priors workers steps photos gpu gpu-wheels install-backends test-backends clean
 
 install: $(INSTALLED)  ## create .venv and install the package (editable) with dev tools, Ray, MLflow and the page's server
 
@@ -41,7 +41,21 @@ submit: $(INSTALLED)  ## submit the newest complete run and wait for its score
 submissions: $(INSTALLED)  ## the submissions ledger with remote scores
 	$(CLI) submissions
 
-test: $(VENV)/.backends browser  ## the test suite on TensorFlow, JAX and PyTorch (small generated data, no network), TEST_WORKERS test files at a time
+# Kaggle clients the tests run the toolkit under beside the installed one: the oldest that
+# pyproject.toml declares, the 2.2.2 + kagglesdk 0.1.30 of users' reports, and kaggle 1.8
+# (kagglesdk 0.1.15): each installed apart, put ahead of the venv's by tests/kaggle_cli.py
+CLIENTS := $(VENV)/kaggle-clients
+CLIENT_VERSIONS := 2.2.5:0.1.38 2.2.2:0.1.30 1.8.4:0.1.15
+
+kaggle-clients: $(CLIENTS)/.installed  ## the older Kaggle clients the tests run the toolkit under
+
+$(CLIENTS)/.installed: $(INSTALLED)
+	for pair in $(CLIENT_VERSIONS); do k=$${pair%:*}; s=$${pair#*:}; \
+	  $(BIN)/pip install --quiet --no-deps --target $(CLIENTS)/kaggle-$$k-kagglesdk-$$s \
+	    kaggle==$$k kagglesdk==$$s || exit 1; done
+	touch $@
+
+test: $(VENV)/.backends $(CLIENTS)/.installed browser  ## the test suite on TensorFlow, JAX and PyTorch (small generated data, no network), TEST_WORKERS test files at a time
 	KAGGLE_DIGITS_ALL_BACKENDS=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 browser:  ## Debian's chromium and chromedriver for the page's browser tests (as root; else they are skipped)

@@ -1,5 +1,7 @@
+import io
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).parent))
 
 from kaggle_stub import StubKaggle  # noqa: E402
+from kernel_helpers import cli  # noqa: E402
+from stub_kernels import KaggleImage, StubKernels, can_run_kernels  # noqa: E402
 from synthetic import SLUG, competition_zip, write_competition, write_spec  # noqa: E402
 
 TRAIN_ROWS, TEST_ROWS = 200, 50
@@ -106,3 +110,38 @@ def pytest_sessionfinish(session, exitstatus):
     test_backends = sys.modules.get("test_backends")
     if test_backends is not None:
         test_backends.stop_scripts()
+
+
+@pytest.fixture(scope="session")
+def kaggle_image(tmp_path_factory):
+    """A Python environment like Kaggle's image, for the stand-in to run pushed kernels in
+    (KAGGLE_DIGITS_TEST_IMAGE=<python>: that interpreter's, Kaggle's own versions say)."""
+    why = can_run_kernels()
+    if why:
+        pytest.skip(why)
+    python = os.environ.get("KAGGLE_DIGITS_TEST_IMAGE")
+    image = KaggleImage(tmp_path_factory.mktemp("kaggle-image") / "venv", python and Path(python))
+    assert image.imports("tensorflow") and image.imports("keras")
+    assert not image.imports("kaggle_digits")  # the kernel brings its own
+    return image
+
+
+@pytest.fixture
+def kaggle(kaggle_server, tmp_path, monkeypatch, request):
+    """The stand-in Kaggle with its kernels service, and the data downloaded through it;
+    kernels are run only for the tests that ask for the `kaggle_image` fixture."""
+    files = tmp_path / "competition-files"
+    zipfile.ZipFile(io.BytesIO(kaggle_server.zip_bytes)).extractall(files)
+    image = request.getfixturevalue("kaggle_image") if "image" in request.keywords else None
+    kaggle_server.kernels = StubKernels(
+        kaggle_server.slug,
+        files,
+        tmp_path / "kernels",
+        image,
+        url=kaggle_server.url,
+        uploads=kaggle_server.uploads,
+    )
+    monkeypatch.setenv("KAGGLE_DIGITS_POLL_SECONDS", "0.05")
+    kaggle_server.runs_dir = tmp_path / "runs"
+    assert cli(kaggle_server, "download").exit_code == 0
+    return kaggle_server

@@ -58,6 +58,7 @@ class StubKaggle:
     leaderboard: list[tuple[str, str, str]] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    api_version: str = ""  # X-Kaggle-APIVersion on every answer: the newest client's version
     requests: list[tuple[str, dict]] = field(default_factory=list)  # the kernels' calls
     url: str = ""
     kernels: Any = None  # a StubKernels: the kernels service, scripts run as Kaggle does
@@ -113,7 +114,8 @@ def _handler_for(stub: StubKaggle) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _json(self, status: int, payload: dict) -> None:
-            self._send(status, json.dumps(payload).encode(), "application/json")
+            newer = [("X-Kaggle-APIVersion", stub.api_version)] if stub.api_version else []
+            self._send(status, json.dumps(payload).encode(), "application/json", newer)
 
         def _error(self, code: int, message: str) -> None:
             self._json(code, {"code": code, "message": message})

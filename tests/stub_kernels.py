@@ -9,6 +9,13 @@ Kaggle's behaviour as users report it in 2026:
   without them (so too an unknown dataset or competition);
 - the log comes as one JSON array on one line; while a version runs it streams as
   server-sent events ending in END_OF_LOG;
+- durations in whole seconds ("0s"), which kagglesdk up to 0.1.30 cannot read;
+- a kernel it does not know is 403 "Permission 'kernels.get' was denied" (or 404);
+- a version pushed through the API may sit in QUEUED for hours (api_pushes_queued), while
+  one saved from the kernel's page runs at once (save_from_page);
+- a new dataset version is "ready" before it is the dataset's current one, which is what a
+  kernel attaching the dataset gets (current_version_after); a dataset just made is unknown
+  (404) for a moment (unknown_after_create);
 
 and each pushed script really run the way Kaggle runs it:
 
@@ -23,7 +30,6 @@ and each pushed script really run the way Kaggle runs it:
 On the CPU, of course; the kernel sees no GPU.
 """
 
-import io
 import json
 import os
 import shlex
@@ -32,9 +38,10 @@ import sys
 import sysconfig
 import threading
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from stub_datasets import StubDataset, StubDatasets
 
 KAGGLE_ROOT = Path("/kaggle")
 
@@ -88,13 +95,7 @@ class KernelVersion:
 
 
 @dataclass
-class StubDataset:
-    versions: list[Path] = field(default_factory=list)  # each version's files, unpacked
-    status_polls: int = 0
-
-
-@dataclass
-class StubKernels:
+class StubKernels(StubDatasets):
     slug: str  # the competition
     competition_files: Path  # its CSVs
     folder: Path  # where each version's working directory and home go
@@ -107,6 +108,10 @@ class StubKernels:
     failed_output_listed: bool = True  # False: a failed version's output is not listed
     log_stream: bool = True  # False: the stream is not served (404), as on older servers
     polls_before_ready: int = 1  # GetDatasetStatus answers before a new version is ready
+    current_version_after: float = 0.0  # seconds before a new version is the current one
+    unknown_after_create: float = 0.0  # seconds a new dataset answers 404 to its status calls
+    unknown_kernel_status: int = 403  # GetKernel's answer for a kernel it does not know
+    api_pushes_queued: bool = False  # versions pushed through SaveKernel never leave QUEUED
     versions: dict[str, list[KernelVersion]] = field(default_factory=dict)  # ref -> versions
     datasets: dict[str, StubDataset] = field(default_factory=dict)  # owner/slug -> dataset
     uploads: dict[str, bytes] = field(default_factory=dict)  # the blobs, by token
@@ -146,9 +151,22 @@ class StubKernels:
             name for name in competitions + kernels + datasets if name not in refused
         ]
         versions.append(version)
-        if self.image is not None:
+        if self.image is not None and not self.api_pushes_queued:
             threading.Thread(target=self._run, args=(ref, version), daemon=True).start()
         return 200, answer | {"versionNumber": number} | {k: v for k, v in invalid.items() if v}
+
+    def save_from_page(self, ref: str) -> KernelVersion:
+        """The user's "Save Version" on the kernel's page: a new version of the latest
+        script, with its sources, which runs at once (where kernels run at all)."""
+        latest = self.versions[ref][-1]
+        number = len(self.versions[ref]) + 1
+        working = latest.working.parent / f"v{number}"
+        working.mkdir()
+        version = KernelVersion(number, latest.request, working, mounted=latest.mounted)
+        self.versions[ref].append(version)
+        if self.image is not None:
+            threading.Thread(target=self._run, args=(ref, version), daemon=True).start()
+        return version
 
     def _valid_kernel(self, source: str, pushed: str) -> bool:
         """Another kernel whose latest version completed (users' reports, 2026)."""
@@ -157,6 +175,8 @@ class StubKernels:
 
     def _GetKernel(self, request: dict) -> tuple[int, dict]:
         versions = self.versions.get(f"{request.get('userName')}/{request.get('kernelSlug')}")
+        if not versions and self.unknown_kernel_status == 403:
+            return 403, {"code": 403, "message": "Permission 'kernels.get' was denied"}
         if not versions:
             return 404, {"code": 404, "message": "Kernel not found"}
         return 200, {"metadata": {"currentVersionNumber": len(versions)}}
@@ -197,54 +217,6 @@ class StubKernels:
             "timeReserved": f"{int(self.gpu_reserved_hours * 3600)}s",
         }
         return 200, {"gpuQuota": quota, "quotaRefreshTime": "2026-12-07T00:00:00Z"}
-
-    # --- private datasets ------------------------------------------------------------------
-
-    def _StartBlobUpload(self, request: dict) -> tuple[int, dict]:
-        token = f"blob-{len(self.uploads)}-{request.get('name', '')}"
-        self.uploads[token] = b""  # filled by the PUT to createUrl
-        return 200, {"token": token, "createUrl": f"{self.url}/upload/{token}"}
-
-    def _GetDatasetStatus(self, request: dict) -> tuple[int, dict]:
-        dataset = self.datasets.get(f"{request.get('ownerSlug')}/{request.get('datasetSlug')}")
-        if dataset is None:
-            return 404, {"code": 404, "message": "Dataset not found"}
-        dataset.status_polls += 1
-        ready = dataset.status_polls > self.polls_before_ready
-        return 200, {"status": "READY" if ready else "BLOBS_RECEIVED"}
-
-    def _CreateDataset(self, request: dict) -> tuple[int, dict]:
-        ref = f"{request['ownerSlug']}/{request['slug']}"
-        if ref in self.datasets:
-            return 200, {"error": f'The requested slug "{request["slug"]}" is already in use'}
-        self.datasets[ref] = StubDataset()
-        return self._new_dataset_version(ref, request.get("files", []))
-
-    def _CreateDatasetVersion(self, request: dict) -> tuple[int, dict]:
-        ref = f"{request['ownerSlug']}/{request['datasetSlug']}"
-        if ref not in self.datasets:
-            return 404, {"code": 404, "message": "Dataset not found"}
-        return self._new_dataset_version(ref, request.get("body", {}).get("files", []))
-
-    def _new_dataset_version(self, ref: str, files: list[dict]) -> tuple[int, dict]:
-        """The uploaded blobs as the version's files; a zip unpacked into a folder named
-        after it, as Kaggle does."""
-        dataset = self.datasets[ref]
-        folder = self.folder / "datasets" / ref.replace("/", "--") / f"v{len(dataset.versions) + 1}"
-        folder.mkdir(parents=True)
-        for file in files:
-            token = file.get("token", "")
-            if token not in self.uploads:
-                return 400, {"code": 400, "message": f"Unknown upload token {token}"}
-            name = token.split("-", 2)[2]
-            if name.endswith(".zip"):
-                zipfile.ZipFile(io.BytesIO(self.uploads[token])).extractall(folder / name[:-4])
-            else:
-                (folder / name).write_bytes(self.uploads[token])
-        dataset.versions.append(folder)
-        dataset.status_polls = 0
-        url = f"https://www.kaggle.com/datasets/{ref}"
-        return 200, {"ref": ref, "url": url, "status": "ok"}
 
     # --- the log, streamed ----------------------------------------------------------------
 
@@ -295,6 +267,9 @@ class StubKernels:
     def cancel(self, ref: str) -> None:
         """The user's "Cancel run" on Kaggle's page: the version's process is ended."""
         version = self.versions[ref][-1]
+        if version.status == "QUEUED":  # never started: nothing to stop
+            version.status = "CANCEL_ACKNOWLEDGED"
+            return
         version.status = "CANCEL_REQUESTED"
         if version.process is not None:
             version.process.kill()
@@ -325,9 +300,10 @@ class StubKernels:
                 latest = self.versions[source][-1].working
                 mounts += self._read_only(latest, f"/kaggle/input/notebooks/{source}")
         for source in version.request.get("datasetDataSources", []):
-            if source in version.mounted:  # the dataset's latest version
-                latest = self.datasets[source].versions[-1]
-                mounts += self._read_only(latest, f"/kaggle/input/datasets/{source}")
+            current = self.current_version(source) if source in version.mounted else 0
+            if current:  # the dataset's current version, which may not be its newest
+                attached = self.datasets[source].versions[current - 1]
+                mounts += self._read_only(attached, f"/kaggle/input/datasets/{source}")
         mounts += [
             f"mount --bind {shlex.quote(str(version.working))} /kaggle/working",
             f"cp {shlex.quote(str(script))} /kaggle/src/script.py",

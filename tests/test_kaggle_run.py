@@ -7,73 +7,15 @@ read-only where Kaggle mounts them under /kaggle/input, in /kaggle/working.
 KAGGLE_DIGITS_TEST_IMAGE=<python> runs the kernels with that interpreter instead (one with
 Kaggle's own TensorFlow and Keras versions, say)."""
 
-import io
 import json
-import os
-import threading
-import time
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TENSORFLOW_CHATTER, assert_user_error, run_cli
-from stub_kernels import KaggleImage, StubKernels, can_run_kernels
+from helpers import TENSORFLOW_CHATTER, assert_user_error
+from kernel_helpers import SHORT, cli, finish_later, only_run, pushes
 
 from kaggle_digits.base.errors import UserError
 from kaggle_digits.kaggle.remote_run import KERNEL, KERNEL_LOG, kernel_slug
-
-# the fastest real run in a kernel: no trial, no worker processes
-SHORT = ("--epochs", "1", "--precision", "float32", "--engine", "in-process", "--tta", "0")
-
-
-@pytest.fixture(scope="session")
-def kaggle_image(tmp_path_factory):
-    why = can_run_kernels()
-    if why:
-        pytest.skip(why)
-    python = os.environ.get("KAGGLE_DIGITS_TEST_IMAGE")
-    image = KaggleImage(tmp_path_factory.mktemp("kaggle-image") / "venv", python and Path(python))
-    assert image.imports("tensorflow") and image.imports("keras")
-    assert not image.imports("kaggle_digits")  # the kernel brings its own
-    return image
-
-
-@pytest.fixture
-def kaggle(kaggle_server, tmp_path, monkeypatch, request):
-    """The stand-in Kaggle with its kernels service, and the data downloaded through it;
-    kernels are run only for the tests that ask for the `kaggle_image` fixture."""
-    files = tmp_path / "competition-files"
-    zipfile.ZipFile(io.BytesIO(kaggle_server.zip_bytes)).extractall(files)
-    image = request.getfixturevalue("kaggle_image") if "image" in request.keywords else None
-    kaggle_server.kernels = StubKernels(
-        kaggle_server.slug,
-        files,
-        tmp_path / "kernels",
-        image,
-        url=kaggle_server.url,
-        uploads=kaggle_server.uploads,
-    )
-    monkeypatch.setenv("KAGGLE_DIGITS_POLL_SECONDS", "0.05")
-    kaggle_server.runs_dir = tmp_path / "runs"
-    assert cli(kaggle_server, "download").exit_code == 0
-    return kaggle_server
-
-
-def cli(kaggle, *args):
-    """`kaggle-digits ARGS` on the stand-in's competition; runs into kaggle.runs_dir."""
-    commands = ("cv", "runs", "submit", "blend", "predict")
-    where = ("--runs-dir", kaggle.runs_dir) if args[0] in commands else ()
-    return run_cli("--competition", kaggle.spec_path, "--data-dir", kaggle.data_dir, *args, *where)
-
-
-def pushes(kaggle) -> list[dict]:
-    return [request for method, request in kaggle.requests if method == "SaveKernel"]
-
-
-def only_run(kaggle):
-    (run_dir,) = [path for path in kaggle.runs_dir.iterdir() if not path.is_symlink()]
-    return run_dir
 
 
 @pytest.mark.image
@@ -267,23 +209,6 @@ def test_a_refused_push_is_one_line_and_leaves_no_run(kaggle, refusal, message):
     assert not kaggle.runs_dir.exists() or list(kaggle.runs_dir.iterdir()) == []
 
 
-def finish_later(kaggle, *statuses: str, seconds: float = 0.3, version: int = 1) -> None:
-    """Version `version` of the kernel, once pushed, goes through `statuses`, one every
-    `seconds`, without having run anything (the stand-in runs no script here)."""
-
-    def end() -> None:
-        deadline = time.monotonic() + 120
-        while sum(len(pushed) for pushed in kaggle.kernels.versions.values()) < version:
-            assert time.monotonic() < deadline, f"version {version} was not pushed"
-            time.sleep(0.05)
-        (ref,) = kaggle.kernels.versions
-        for status in statuses:
-            time.sleep(seconds)
-            kaggle.kernels.versions[ref][version - 1].status = status
-
-    threading.Thread(target=end, daemon=True).start()
-
-
 def test_each_status_of_kaggle_is_said_and_a_cancelled_kernel_is_one_line(kaggle):
     statuses = ("NEW_SCRIPT", "QUEUED", "RUNNING", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED")
     finish_later(kaggle, *statuses)
@@ -309,96 +234,6 @@ def test_lost_network_while_waiting_says_how_to_come_back(kaggle):
     kaggle.stop()
     result = cli(kaggle, "cv", "--resume", only_run(kaggle).name)
     assert_user_error(result, "cannot reach Kaggle", "the kernel goes on", "cv --resume")
-
-
-@pytest.mark.parametrize(
-    "mount",
-    [
-        "competitions/digit-recognizer",  # 2026
-        "digit-recognizer",  # older kernels
-        "datasets/someone/digit-recognizer",
-        "datasets/someone/mnist-csv-copy/files",  # a copy under another name, deeper
-    ],
-)
-def test_the_kernel_finds_the_competition_by_its_files_at_any_depth(small, tmp_path, mount):
-    from kaggle_digits.data.competition import load_competition
-    from kaggle_digits.data.dataset import load_dataset
-    from kaggle_digits.kaggle.in_kernel import find_competition_files
-
-    inputs = tmp_path / "input"
-    (inputs / "datasets/other/unrelated").mkdir(parents=True)
-    (inputs / mount).parent.mkdir(parents=True, exist_ok=True)
-    (small.data_dir / "digit-recognizer").rename(inputs / mount)
-    competition = load_competition(small.spec_path)
-    data_root = find_competition_files(competition, inputs)
-    assert (data_root / competition.slug).resolve() == (inputs / mount).resolve()
-    assert len(load_dataset(competition, data_root).train_labels) > 0
-
-
-@pytest.mark.parametrize(
-    "mount", ["datasets/tester/kaggle-digits-r-pairs/r", "notebooks/tester/other-kernel/r", "r"]
-)
-def test_the_kernel_finds_an_earlier_run_by_its_request_at_any_depth(tmp_path, mount):
-    from kaggle_digits.kaggle.in_kernel import take_earlier_pairs
-
-    request = {"run": "r", "request": {"folds": 2}, "earlier": {"dataset": "d", "pairs": 1}}
-    inputs = tmp_path / "input"
-    decoy = inputs / "datasets/tester/another-run/r"  # same name, another run's request
-    (decoy / "fold0/member0-a").mkdir(parents=True)
-    (decoy / "request.json").write_text(json.dumps({"folds": 5}))
-    (inputs / mount / "fold0/member0-a").mkdir(parents=True)
-    (inputs / mount / "request.json").write_text(json.dumps({"folds": 2}))
-    (inputs / mount / "fold0/member0-a/result.json").write_text("{}")
-    take_earlier_pairs(request, inputs, tmp_path / "working" / "r")
-    assert (tmp_path / "working/r/fold0/member0-a/result.json").read_text() == "{}"
-
-
-def test_a_kernel_missing_the_pairs_it_was_given_stops_in_one_line(small, tmp_path, capsys):
-    from kaggle_digits.kaggle import in_kernel
-
-    request = {"run": "r", "request": {}, "earlier": {"dataset": "tester/d", "pairs": 3}}
-    with pytest.raises(UserError, match=r"the 3 finished pair\(s\) of run r \(dataset tester/d\)"):
-        in_kernel.take_earlier_pairs(request, tmp_path / "input", tmp_path / "working" / "r")
-
-
-def test_the_kernel_says_in_one_line_what_it_lacks_and_ends_cleanly(
-    small, tmp_path, monkeypatch, capsys
-):
-    import keras
-
-    from kaggle_digits.kaggle import in_kernel
-
-    request = {"run": "r", "request": {}, "spec": small.spec_path.read_text()}
-    inputs, working = tmp_path / "input", tmp_path / "working"
-    inputs.mkdir(), working.mkdir()
-    # exit 0 all the same: Kaggle keeps a completed version's output
-    assert in_kernel.main(request, inputs, working) == 0  # nothing attached under /kaggle/input
-    last = capsys.readouterr().out.splitlines()[-1]
-    assert last.startswith(in_kernel.ERROR_PREFIX + "the competition's files")
-    outcome = json.loads((working / in_kernel.OUTCOME).read_text())
-    assert outcome["status"] == "failed" and outcome["error"] == last.removeprefix(
-        in_kernel.ERROR_PREFIX
-    )
-    monkeypatch.setattr(keras, "__version__", "2.15.0")
-    assert in_kernel.main(request, inputs, working) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == (
-        in_kernel.ERROR_PREFIX + "Kaggle's image has Keras 2.15.0; kaggle-digits needs 3.3 or newer"
-    )
-
-
-def test_a_kernel_log_is_read_from_kaggles_records():
-    from kaggle_digits.kaggle.kernels import log_text
-
-    records = [{"stream_name": "stdout", "time": 0.5, "data": "fold 1\n"},
-               {"stream_name": "stderr", "time": 0.7, "data": "done\n"}]  # fmt: skip
-    lines = "\n".join(json.dumps(record) for record in records)
-    assert log_text(lines) == "fold 1\ndone\n"
-    as_list = "[" + ",\n".join(json.dumps(record) for record in records) + "]"
-    assert log_text(as_list) == "fold 1\ndone\n"
-    assert log_text(json.dumps(records)) == "fold 1\ndone\n"  # the array on one line
-    assert log_text(lines.replace("\n", ",\n")) == "fold 1\ndone\n"  # commas, no brackets
-    assert log_text("plain text") == "plain text\n"
-    assert log_text("[not json] fold 2") == "[not json] fold 2\n"
 
 
 @pytest.mark.parametrize(
@@ -443,7 +278,9 @@ def test_a_push_naming_invalid_sources_is_one_line(kaggle):
     assert kaggle.kernels.answer("SaveKernel", own)[1]["invalidKernelSources"] == ["tester/k"]
 
 
-def test_a_kernel_written_for_a_push_by_hand_is_waited_for_once_pushed(kaggle, tmp_path):
+@pytest.mark.parametrize("unknown", [403, 404])
+def test_a_kernel_written_for_a_push_by_hand_is_waited_for_once_pushed(kaggle, tmp_path, unknown):
+    kaggle.kernels.unknown_kernel_status = unknown  # Kaggle often answers 403 for no kernel
     folder = tmp_path / "kernel"
     written = cli(kaggle, "cv", "--on", "kaggle", *SHORT, "--write-kernel", folder)
     assert written.exit_code == 0, written.output
@@ -455,7 +292,11 @@ def test_a_kernel_written_for_a_push_by_hand_is_waited_for_once_pushed(kaggle, t
     assert (folder / metadata["code_file"]).is_file()
     assert "written for `kaggle kernels push" in cli(kaggle, "runs").stdout
     early = cli(kaggle, "cv", "--resume", run_dir.name)
-    assert_user_error(early, "is not on Kaggle yet", f"kaggle kernels push -p {folder}")
+    assert_user_error(
+        early,
+        "most likely it is not pushed yet, or it was pushed under another slug or account",
+        f"kaggle kernels push -p {folder}",
+    )
     again = cli(kaggle, "cv", "--on", "kaggle", *SHORT, "--write-kernel", folder)
     assert_user_error(again, "the folder is not empty")
 

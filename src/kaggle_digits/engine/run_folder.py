@@ -55,7 +55,13 @@ def is_finished(pair_folder: Path) -> bool:
 
 def finished_pairs(run_dir: Path) -> int:
     """How many pairs of the run folder are finished (their result.json written)."""
-    return len(list(Path(run_dir).glob(f"fold*/member*/{PAIR_FINISHED}")))
+    return len(finished_pair_names(run_dir))
+
+
+def finished_pair_names(run_dir: Path) -> list[str]:
+    """The run folder's finished pairs, as `fold0/member0-strided-cnn`, sorted."""
+    found = Path(run_dir).glob(f"fold*/member*/{PAIR_FINISHED}")
+    return sorted(path.parent.relative_to(run_dir).as_posix() for path in found)
 
 
 def is_complete(run_dir: Path) -> bool:

@@ -18,7 +18,7 @@ from kaggle_digits.faces.cli_shared import (
     given_here,
     user_errors,
 )
-from kaggle_digits.kaggle.kernels import DEFAULT_ACCELERATOR
+from kaggle_digits.kaggle.kernels import DEFAULT_ACCELERATOR, QUEUED_MINUTES
 
 
 def with_cv_options(command: Callable) -> Callable:
@@ -105,6 +105,15 @@ def cv_command(
             "RUN` then waits for it and brings it home.",
         ),
     ] = None,
+    queued_minutes: Annotated[
+        float,
+        typer.Option(
+            metavar="MINUTES",
+            help="With --on kaggle (or --resume of a run on Kaggle): after this many minutes "
+            "of the kernel queued, say what you can do about it (0: never); the kernel is "
+            "left as it is.",
+        ),
+    ] = QUEUED_MINUTES,
     list_models: Annotated[bool, typer.Option(help="List the architectures and exit.")] = False,
     **options,
 ) -> None:
@@ -152,12 +161,15 @@ def cv_command(
             "--detach": detach,
             "--accelerator": given_here(ctx, "accelerator"),
             "--write-kernel": write_kernel is not None,
+            "--queued-minutes": given_here(ctx, "queued_minutes") and not resume,
         }
         for option, given_option in kaggle_only.items():
             if on != "kaggle" and given_option:
                 raise UserError(
                     f"{option} works with --on kaggle only: add --on kaggle or drop {option}"
                 )
+        if queued_minutes < 0:
+            raise UserError(f"--queued-minutes must be 0 (never) or more, not {queued_minutes:g}")
         if on == "kaggle":
             shape = kaggle_shape(accelerator)
         runs_dir = ctx.obj.runs_dir(runs_dir)
@@ -172,6 +184,7 @@ def cv_command(
             terminal.status if terminal.live else None,
             float(os.environ.get("KAGGLE_DIGITS_POLL_SECONDS", POLL_SECONDS)),
             track,
+            queued_minutes,
         )
         if resume_dir is not None and is_on_kaggle(resume_dir):
             resume_on_kaggle(resume_dir, waiting)

@@ -1,7 +1,10 @@
 """Every call to Kaggle goes through here, and so does turning Kaggle's failures into one-line
-UserErrors. Nothing else in the toolkit imports the `kaggle` package."""
+UserErrors: the server's refusals, a lost network, and an installed client too old for a
+call the toolkit makes or for what Kaggle answers. Nothing else in the toolkit imports the
+`kaggle` package."""
 
 import contextlib
+import importlib.metadata
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +39,12 @@ class LeaderboardRow:
 
 
 LEADERBOARD_PAGE = 200  # rows a call
+# The oldest client with every call the toolkit makes: kaggle 2.2.5 (the live log stream,
+# its word for a failed upload); kagglesdk 0.1.38 reads a duration of whole seconds ("0s"),
+# which Kaggle sends and 0.1.30 fails on (docs/kaggle-notebooks.md#which-kaggle-client)
+CLIENT_REQUIREMENTS = ("kaggle>=2.2.5", "kagglesdk>=0.1.38")
+UPGRADE_COMMAND = "pip install --upgrade " + " ".join(f"'{r}'" for r in CLIENT_REQUIREMENTS)
+CLIENT_PACKAGES = ("kaggle", "kagglesdk")
 
 
 class KaggleUnreachable(UserError):
@@ -54,7 +63,64 @@ def authenticated_api():
             api.authenticate()
         except SystemExit:
             raise UserError(CREDENTIALS_HELP) from None
+    return _warning_once_a_command(api)
+
+
+_outdated_said = False  # the client's "outdated `kaggle` version" warning, this process
+
+
+def _warning_once_a_command(api):
+    """`api`, printing the client's "outdated version" warning only where no client of this
+    process printed it yet: the client says it once per KaggleApi, and a command makes one
+    for every question it asks Kaggle."""
+    check = getattr(api, "_check_response_version", None)
+    if check is None:
+        return api
+    api.already_printed_version_warning = _outdated_said
+
+    def check_once(response) -> None:
+        global _outdated_said
+        api.already_printed_version_warning = api.already_printed_version_warning or _outdated_said
+        check(response)
+        _outdated_said = _outdated_said or bool(api.already_printed_version_warning)
+
+    api._check_response_version = check_once  # what get_response_processor hands the client
     return api
+
+
+def client_versions() -> str:
+    """The Kaggle client installed, as `kaggle 2.2.5, kagglesdk 0.1.38`."""
+    found = []
+    for package in CLIENT_PACKAGES:
+        try:
+            found.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"no {package}")
+    return ", ".join(found)
+
+
+def _raised_by_the_client(error: BaseException) -> bool:
+    """Whether `error` came from the kaggle client itself (a type or call its version lacks,
+    an answer it cannot read) rather than from this toolkit's own code."""
+    if isinstance(error, ImportError):
+        return (error.name or "").split(".")[0] in CLIENT_PACKAGES
+    owner = getattr(error, "obj", None) if isinstance(error, AttributeError) else None
+    if owner is not None and type(owner).__module__.split(".")[0] in CLIENT_PACKAGES:
+        return True  # a field its version lacks, read by us
+    trace, module = error.__traceback__, ""
+    while trace is not None:
+        module, trace = trace.tb_frame.f_globals.get("__name__", ""), trace.tb_next
+    return module.split(".")[0] in CLIENT_PACKAGES
+
+
+def client_gap(error: BaseException) -> str:
+    """What an exception of the client's own says, with the command that mends it."""
+    lacks = isinstance(error, (ImportError, AttributeError))
+    what = "lacks a call this toolkit makes" if lacks else "could not read Kaggle's answer"
+    return (
+        f"the installed Kaggle client ({client_versions()}) {what} "
+        f"({type(error).__name__}: {error}); upgrade it: {UPGRADE_COMMAND}"
+    )
 
 
 @contextlib.contextmanager
@@ -73,6 +139,10 @@ def kaggle_errors(slug: str, action: str, not_found: str | None = None) -> Itera
         raise KaggleUnreachable(
             f"{action} failed: Kaggle did not answer in time; try again"
         ) from None
+    except (ImportError, AttributeError, ValueError, TypeError, KeyError) as error:
+        if not _raised_by_the_client(error):
+            raise
+        raise UserError(f"{action} failed: {client_gap(error)}") from None
 
 
 def _explain_http_error(
@@ -90,6 +160,10 @@ def _explain_http_error(
             "you have not accepted this competition's rules (403); accept them at "
             f"https://www.kaggle.com/competitions/{slug}/rules and try again"
         )
+    if status == 403 and not_found and "permission" in message.lower():
+        # Kaggle's usual answer for a kernel or dataset it does not know, as well as for one
+        # of another account's
+        return f"{not_found}, or not one these credentials may see (403: {message})"
     if status == 403:
         return f"Kaggle refused access (403): {message}"
     if status == 404 and not_found:
@@ -133,7 +207,8 @@ def submit_file(slug: str, csv_path: Path, message: str) -> int:
     with kaggle_errors(slug, "submission"), contextlib.redirect_stdout(io.StringIO()) as printed:
         api = authenticated_api()
         response = api.competition_submit(str(csv_path), message, slug, quiet=True)
-    if response.message == api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE:
+    # kaggle 2.2.5 names its word for a failed upload; older clients raise instead
+    if response.message == getattr(api, "COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE", None):
         detail = printed.getvalue().strip().splitlines()
         reason = detail[-1] if detail else "the upload did not complete"
         raise UserError(f"submission failed: uploading {csv_path.name} failed ({reason})")
@@ -166,10 +241,12 @@ def public_leaderboard(
     """The public leaderboard, best first, page by page through the client's own
     GetLeaderboard call (what `kaggle competitions leaderboard --show` asks), until it ends
     or `enough(rows so far)` says so; and whether it ended (every row read)."""
-    from kagglesdk.competitions.types.competition_api_service import ApiGetLeaderboardRequest
-
     rows: list[LeaderboardRow] = []
     with kaggle_errors(slug, "reading the leaderboard"):
+        from kagglesdk.competitions.types.competition_api_service import (
+            ApiGetLeaderboardRequest,
+        )
+
         api = authenticated_api()
         with api.build_kaggle_client() as kaggle:
             token = ""

@@ -23,7 +23,7 @@ from pathlib import Path
 from kaggle_digits.base.errors import UserError
 from kaggle_digits.base.files import write_json
 from kaggle_digits.data.competition import Competition, load_competition
-from kaggle_digits.engine.run_folder import LOCK, REQUEST, finished_pairs
+from kaggle_digits.engine.run_folder import LOCK, REQUEST, finished_pair_names, finished_pairs
 from kaggle_digits.machine.backend import gpu_names, import_keras
 from kaggle_digits.options.config import CVConfig, package_version
 
@@ -172,8 +172,9 @@ def take_earlier_pairs(request: dict, inputs: Path, run_dir: Path) -> None:
     """Copy the run folder the earlier versions left (the finished pairs, carried as a
     private dataset), found under `inputs` by its content (its request.json, the run asked
     for), into working/, so that the resumed run trains only the pairs it lacks. Missing
-    when asked for is one line: training every pair again would spend the GPU time the
-    resume is meant to save."""
+    when asked for, or holding fewer pairs than promised (an older version of the dataset
+    attached), is one line: training those pairs again would spend the GPU time the resume
+    is meant to save."""
     earlier = request.get("earlier")
     if not earlier or run_dir.exists():
         return
@@ -187,8 +188,19 @@ def take_earlier_pairs(request: dict, inputs: Path, run_dir: Path) -> None:
             f"the {earlier['pairs']} finished pair(s) of run {request['run']} (dataset "
             f"{earlier['dataset']}) are nowhere under {inputs}: was the dataset attached?"
         )
-    shutil.copytree(found[0], run_dir, ignore=shutil.ignore_patterns(LOCK, ENVIRONMENT))
-    log(f"took {finished_pairs(run_dir)} finished pair(s) from {found[0]}")
+    fullest = max(found, key=finished_pairs)
+    promised = set(earlier.get("pair_names", ()))
+    missing = sorted(promised - set(finished_pair_names(fullest)))
+    if missing or finished_pairs(fullest) < earlier["pairs"]:
+        which = f" (missing {', '.join(missing)})" if missing else ""
+        raise UserError(
+            f"the dataset {earlier['dataset']} as attached holds {finished_pairs(fullest)} of "
+            f"the {earlier['pairs']} finished pair(s) promised{which}: Kaggle attached an "
+            f"older version of it; `kaggle-digits cv --resume {request['run']}` in a few "
+            "minutes pushes a version that gets the newest"
+        )
+    shutil.copytree(fullest, run_dir, ignore=shutil.ignore_patterns(LOCK, ENVIRONMENT))
+    log(f"took {finished_pairs(run_dir)} finished pair(s) from {fullest}")
 
 
 def _same_request(path: Path, request: dict) -> bool:

@@ -48,8 +48,12 @@ STATUS_WORDS = {
     "CANCEL_ACKNOWLEDGED": "cancelled",
 }
 FINISHED = ("COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED")
+# minutes in QUEUED before saying what to do: a kernel pushed through the API can sit there
+# for hours with no word from Kaggle (users' reports, 2026; docs/kaggle-notebooks.md)
+QUEUED_MINUTES = 30.0
 GPU_SESSIONS_FULL = "Maximum batch GPU session count"  # Kaggle's words: 2 at once
 OUTPUT_PAGE = 100  # files a ListKernelSessionOutput call
+ORIGINAL_IMAGE = "original"  # a new version on its kernel's first image, not the latest
 DOWNLOAD_TIMEOUT = 300  # seconds without a byte before a download is given up
 
 
@@ -135,26 +139,26 @@ def kaggle_username() -> str:
 
 def gpu_quota() -> GpuQuota:
     """The account's GPU time this week (GetAcceleratorQuotaStatistics)."""
-    from kagglesdk.kernels.types.kernels_api_service import (
-        ApiGetAcceleratorQuotaStatisticsRequest,
-    )
-
     with kaggle_errors("", "reading your GPU quota"), _client() as kaggle:
+        from kagglesdk.kernels.types.kernels_api_service import (
+            ApiGetAcceleratorQuotaStatisticsRequest,
+        )
+
         answer = kaggle.kernels.kernels_api_client.get_accelerator_quota_statistics(
             ApiGetAcceleratorQuotaStatisticsRequest()
         )
-    quota = answer.gpu_quota
+        quota = answer.gpu_quota
 
-    def hours(field: str) -> float:
-        value = getattr(quota, field, None) if quota else None
-        return value.total_seconds() / 3600 if value else 0.0
+        def hours(field: str) -> float:
+            value = getattr(quota, field, None) if quota else None
+            return value.total_seconds() / 3600 if value else 0.0
 
-    return GpuQuota(
-        hours("time_used"),
-        hours("total_time_allowed"),
-        answer.quota_refresh_time,
-        hours("time_reserved"),
-    )
+        return GpuQuota(
+            hours("time_used"),
+            hours("total_time_allowed"),
+            answer.quota_refresh_time,
+            hours("time_reserved"),
+        )
 
 
 def push_kernel(
@@ -163,10 +167,41 @@ def push_kernel(
     competition: str,
     accelerator: str | None,
     dataset_sources: tuple[str, ...] = (),
+    first: bool = True,
 ) -> PushedKernel:
     """Save and run a new version of the private Python script kernel `ref` (SaveKernel, as
     `kaggle kernels push`), the competition's data (and `dataset_sources`) attached, internet
-    off, on `accelerator` (a machine shape; None: no GPU)."""
+    off, on `accelerator` (a machine shape; None: no GPU); a version after the `first` on
+    the first version's Kaggle image, so that a run's pairs train under one TensorFlow."""
+    try:
+        with kaggle_errors(competition, "pushing the kernel"), _client() as kaggle:
+            request = save_kernel_request(
+                ref, script, competition, accelerator, dataset_sources, first
+            )
+            answer = kaggle.kernels.kernels_api_client.save_kernel(request)
+    except UserError as error:
+        raise UserError(_with_advice(str(error))) from None
+    if answer.error:
+        raise UserError(_with_advice(f"Kaggle refused the kernel {ref}: {answer.error}"))
+    url = answer.url or f"https://www.kaggle.com/code/{ref}"
+    invalid = _invalid_sources(answer)
+    if invalid:  # Kaggle saves and starts the version all the same, without them
+        raise UserError(
+            f"Kaggle refused the kernel's sources ({invalid}) and started version "
+            f"{answer.version_number or '?'} of {ref} without them, which stops at once on "
+            f"finding them missing ({url})"
+        )
+    return PushedKernel(ref, int(answer.version_number or 1), url)
+
+
+def save_kernel_request(
+    ref: str,
+    script: str,
+    competition: str,
+    accelerator: str | None,
+    dataset_sources: tuple[str, ...],
+    first: bool,
+):
     from kagglesdk.kernels.types.kernels_api_service import ApiSaveKernelRequest
 
     request = ApiSaveKernelRequest()
@@ -183,22 +218,9 @@ def push_kernel(
     request.dataset_data_sources = list(dataset_sources)
     if accelerator is not None:
         request.machine_shape = accelerator
-    try:
-        with kaggle_errors(competition, "pushing the kernel"), _client() as kaggle:
-            answer = kaggle.kernels.kernels_api_client.save_kernel(request)
-    except UserError as error:
-        raise UserError(_with_advice(str(error))) from None
-    if answer.error:
-        raise UserError(_with_advice(f"Kaggle refused the kernel {ref}: {answer.error}"))
-    url = answer.url or f"https://www.kaggle.com/code/{ref}"
-    invalid = _invalid_sources(answer)
-    if invalid:  # Kaggle saves and starts the version all the same, without them
-        raise UserError(
-            f"Kaggle refused the kernel's sources ({invalid}) and started version "
-            f"{answer.version_number or '?'} of {ref} without them, which stops at once on "
-            f"finding them missing ({url})"
-        )
-    return PushedKernel(ref, int(answer.version_number or 1), url)
+    if not first:  # kernel-metadata.json's docker_image_pinning_type, as `kernels push` sends it
+        request.docker_image_pinning_type = ORIGINAL_IMAGE
+    return request
 
 
 def _invalid_sources(answer) -> str:
@@ -224,12 +246,12 @@ def _with_advice(refusal: str) -> str:
 
 
 def kernel_status(ref: str, version: int) -> KernelStatus:
-    from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionStatusRequest
-
     owner, slug = ref.split("/", 1)
-    request = ApiGetKernelSessionStatusRequest()
-    request.user_name, request.kernel_slug, request.version_label = owner, slug, f"v{version}"
     with kaggle_errors("", "asking the kernel's status", _no_kernel(ref)), _client() as kaggle:
+        from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionStatusRequest
+
+        request = ApiGetKernelSessionStatusRequest()
+        request.user_name, request.kernel_slug, request.version_label = owner, slug, f"v{version}"
         answer = kaggle.kernels.kernels_api_client.get_kernel_session_status(request)
     status = answer.status.name if hasattr(answer.status, "name") else str(answer.status)
     return KernelStatus(status, answer.failure_message or "")
@@ -237,17 +259,19 @@ def kernel_status(ref: str, version: int) -> KernelStatus:
 
 def latest_version(ref: str) -> int | None:
     """The number of the kernel's newest version (GetKernel, as `kaggle kernels pull -m`);
-    None where there is no such kernel yet: one pushed by hand, not yet pushed."""
-    from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
-
+    None where Kaggle shows no such kernel: one pushed by hand, not yet pushed (Kaggle
+    answers a slug it does not know with 404, and often with 403, "Permission 'kernels.get'
+    was denied")."""
     owner, slug = ref.split("/", 1)
-    request = ApiGetKernelRequest()
-    request.user_name, request.kernel_slug = owner, slug
     with kaggle_errors("", "asking for the kernel"), _client() as kaggle:
+        from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
+
+        request = ApiGetKernelRequest()
+        request.user_name, request.kernel_slug = owner, slug
         try:
             answer = kaggle.kernels.kernels_api_client.get_kernel(request)
         except requests.exceptions.HTTPError as error:
-            if error.response is not None and error.response.status_code == 404:
+            if error.response is not None and error.response.status_code in (403, 404):
                 return None
             raise
     number = answer.metadata.current_version_number if answer.metadata else None
@@ -256,11 +280,11 @@ def latest_version(ref: str) -> int | None:
 
 def kernel_output(ref: str, version: int) -> tuple[list[OutputFile], str]:
     """The files a version left in /kaggle/working (every page), and its log as text."""
-    from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
-
     owner, slug = ref.split("/", 1)
     files, log, token = [], "", ""
     with kaggle_errors("", "listing the kernel's output", _no_kernel(ref)), _client() as kaggle:
+        from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
+
         while True:
             request = ApiListKernelSessionOutputRequest()
             request.user_name, request.kernel_slug = owner, slug

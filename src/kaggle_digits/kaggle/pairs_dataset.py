@@ -10,10 +10,13 @@ pairs), zipped; Kaggle unpacks it, and the kernel finds it by its content."""
 
 import contextlib
 import io
+import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
+
+import requests
 
 from kaggle_digits.base.errors import UserError
 from kaggle_digits.base.files import write_json
@@ -23,6 +26,8 @@ from kaggle_digits.kaggle.kernel_log import Log
 
 SLUG_LENGTH = 50  # Kaggle's limit for a dataset's slug and title
 READY_SECONDS = 900  # Kaggle unpacking a new version, before the push is given up
+# a dataset just made can be unknown to the status calls for a moment (404)
+UNKNOWN_SECONDS = 120
 LICENSE = "CC0-1.0"
 
 
@@ -39,16 +44,18 @@ def upload_pairs(
     owner = record["ref"].split("/", 1)[0]
     slug = dataset_slug(run_dir.name)
     ref = f"{owner}/{slug}"
+    new = record.get("pairs_dataset") is None
+    before = (dataset_state(ref) or ("unknown", 0))[1]  # 0: no dataset yet
     with tempfile.TemporaryDirectory() as folder:
         stage = Path(folder)
         ignore = shutil.ignore_patterns(LOCK, ".*", *leave_out)
         shutil.copytree(run_dir, stage / run_dir.name, ignore=ignore)
         metadata = {"id": ref, "title": slug, "licenses": [{"name": LICENSE}]}
         write_json(stage / "dataset-metadata.json", metadata)
-        version = _upload(stage, ref, new=record.get("pairs_dataset") is None)
+        made = _upload(stage, ref, new=new)
     record["pairs_dataset"] = ref
-    log(f"uploaded the finished pairs as the private dataset {ref} ({version})")
-    wait_until_ready(ref, poll_seconds)
+    log(f"uploaded the finished pairs as the private dataset {ref} ({made})")
+    wait_until_current(ref, before + 1, poll_seconds, log)
     return ref
 
 
@@ -72,19 +79,46 @@ def _upload(stage: Path, ref: str, new: bool) -> str:
     return made
 
 
-def wait_until_ready(ref: str, poll_seconds: float) -> None:
-    """Kaggle unpacks a new version before a kernel can attach it: wait for its status."""
-    deadline = time.monotonic() + READY_SECONDS
+def dataset_state(ref: str) -> tuple[str, int] | None:
+    """The dataset's status (ready, pending, ...) and its current version's number, the one
+    a kernel attaching it gets (GetDatasetStatus and GetDataset, as `kaggle datasets status
+    --format json`); None where Kaggle shows no such dataset (404, or 403 as for a kernel)."""
+    with kaggle_errors("", "asking the dataset's status", f"no dataset {ref}"):
+        try:
+            answer = json.loads(authenticated_api().dataset_status(ref, format="json"))
+        except requests.exceptions.HTTPError as error:
+            if error.response is not None and error.response.status_code in (403, 404):
+                return None
+            raise
+    return str(answer["status"]), int(answer.get("current_version_number") or 0)
+
+
+def wait_until_current(ref: str, version: int, poll_seconds: float, log: Log) -> None:
+    """Wait until the dataset's version `version` is both ready and current: GetDatasetStatus
+    names no version, so right after CreateDatasetVersion it may still describe the one
+    before, and a kernel attaching the dataset gets the current version, not the newest. A
+    dataset just made may be unknown for a moment (UNKNOWN_SECONDS)."""
+    started = time.monotonic()
+    said = False
     while True:
-        with kaggle_errors("", "asking the dataset's status", f"no dataset {ref}"):
-            status = authenticated_api().dataset_status(ref)
-        if status == "ready":
+        state = dataset_state(ref)
+        if state is None and time.monotonic() > started + UNKNOWN_SECONDS:
+            raise UserError(
+                f"Kaggle shows no dataset {ref} {UNKNOWN_SECONDS} s after it was uploaded; run "
+                "the command again later"
+            )
+        status, current = state or ("unknown", 0)
+        if status == "ready" and current >= version:
             return
         if status in ("failed", "deleted"):
             raise UserError(f"Kaggle could not process the dataset {ref} ({status})")
-        if time.monotonic() > deadline:
+        if time.monotonic() > started + READY_SECONDS:
             raise UserError(
                 f"the dataset {ref} of finished pairs is not ready after {READY_SECONDS // 60} "
-                f"minutes ({status}); run the command again later"
+                f"minutes (status {status}, version {current} current, {version} made); run "
+                "the command again later"
             )
+        if status == "ready" and not said:
+            log(f"waiting for version {version} of {ref} to become its current one (now {current})")
+            said = True
         time.sleep(poll_seconds)

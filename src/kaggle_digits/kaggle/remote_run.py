@@ -23,14 +23,19 @@ from kaggle_digits.base.files import read_json, write_json, write_text
 from kaggle_digits.base.tracking import Tracker
 from kaggle_digits.data.competition import Competition
 from kaggle_digits.data.dataset import load_dataset
-from kaggle_digits.engine.run_folder import REQUEST, finished_pairs, is_complete
+from kaggle_digits.engine.run_folder import (
+    REQUEST,
+    finished_pair_names,
+    finished_pairs,
+    is_complete,
+)
 from kaggle_digits.jobs.cv import check_fits_the_data, removed_if_refused, start_run
 from kaggle_digits.kaggle import kernels as kaggle_kernels
 from kaggle_digits.kaggle.api import KaggleUnreachable
 from kaggle_digits.kaggle.in_kernel import ERROR_PREFIX
 from kaggle_digits.kaggle.kernel_log import KernelLog, Log
 from kaggle_digits.kaggle.kernel_script import kernel_script, write_kernel_files
-from kaggle_digits.kaggle.kernels import KernelStatus
+from kaggle_digits.kaggle.kernels import QUEUED_MINUTES, KernelStatus
 from kaggle_digits.kaggle.pairs_dataset import upload_pairs
 from kaggle_digits.kaggle.run_home import (
     KERNEL,
@@ -52,12 +57,14 @@ LOG_TAIL = 12  # lines of a failed kernel's log printed
 @dataclass(frozen=True)
 class Waiting:
     """How a command waits for a kernel: `log` for events, `status` (a terminal's) for one
-    line redrawn in place, `poll_seconds` between questions."""
+    line redrawn in place, `poll_seconds` between questions, `queued_minutes` in QUEUED
+    before saying what the user can do."""
 
     log: Log
     status: Log | None = None
     poll_seconds: float = POLL_SECONDS
     track: bool = False
+    queued_minutes: float = QUEUED_MINUTES
 
 
 def run_on_kaggle(
@@ -134,6 +141,8 @@ def resume_on_kaggle(run_dir: Path, waiting: Waiting) -> Path:
     record = read_json(run_dir / KERNEL)
     if not record["versions"]:
         adopt_version_pushed_by_hand(run_dir, record, waiting.log)
+    else:
+        adopt_version_saved_on_kaggle(run_dir, record, waiting)
     state = ask(lambda: kaggle_kernels.kernel_status(*current(record)), run_dir, waiting)
     if state.finished:
         files, _ = finished_output(run_dir, record, state, waiting)
@@ -151,14 +160,29 @@ def resume_on_kaggle(run_dir: Path, waiting: Waiting) -> Path:
 def adopt_version_pushed_by_hand(run_dir: Path, record: dict, log: Log) -> None:
     version = kaggle_kernels.latest_version(record["ref"])
     if version is None:
+        owner = record["ref"].split("/", 1)[0]
         raise UserError(
-            f"the kernel {record['ref']} is not on Kaggle yet: push it with `kaggle kernels "
-            f"push -p {record.get('by_hand', 'DIR')}`, then run this again"
+            f"Kaggle shows no kernel {record['ref']}: most likely it is not pushed yet, or it "
+            f"was pushed under another slug or account; push it with `kaggle kernels push -p "
+            f"{record.get('by_hand', 'DIR')}` with {owner}'s credentials, then run this again"
         )
     url = f"https://www.kaggle.com/code/{record['ref']}"
     record["versions"].append({"version": version, "url": url, "pushed": "by hand"})
     write_json(run_dir / KERNEL, record)
     log(f"the kernel pushed by hand: {record['ref']} version {version}")
+
+
+def adopt_version_saved_on_kaggle(run_dir: Path, record: dict, waiting: Waiting) -> None:
+    """A newer version than the last one pushed from here ("Save Version" on the kernel's
+    page, say, after cancelling one that stayed queued) becomes the run's current one."""
+    ref, version = current(record)
+    latest = ask(lambda: kaggle_kernels.latest_version(ref), run_dir, waiting)
+    if latest is None or latest <= version:
+        return
+    url = f"https://www.kaggle.com/code/{ref}"
+    record["versions"].append({"version": latest, "url": url, "pushed": "on Kaggle"})
+    write_json(run_dir / KERNEL, record)
+    waiting.log(f"version {latest} of {ref} was saved on Kaggle after version {version}: its run")
 
 
 def is_on_kaggle(run_dir: Path) -> bool:
@@ -203,10 +227,16 @@ def push_version(run_dir: Path, record: dict, waiting: Waiting) -> None:
         leave_out = (KERNEL, KERNEL_LOG)
         dataset = upload_pairs(run_dir, record, leave_out, waiting.log, waiting.poll_seconds)
         write_json(run_dir / KERNEL, record)
-        sources, earlier = (dataset,), {"dataset": dataset, "pairs": pairs}
+        promised = {"pairs": pairs, "pair_names": finished_pair_names(run_dir)}
+        sources, earlier = (dataset,), {"dataset": dataset, **promised}
     script = kernel_script(run_dir.name, request, record["spec"], earlier)
     kernel = kaggle_kernels.push_kernel(
-        record["ref"], script, record["competition"], record["accelerator"], sources
+        record["ref"],
+        script,
+        record["competition"],
+        record["accelerator"],
+        sources,
+        first=not record["versions"],
     )
     pushed_at = datetime.now(UTC).isoformat(timespec="seconds")
     record["versions"].append({"version": kernel.version, "url": kernel.url, "pushed": pushed_at})
@@ -272,7 +302,7 @@ def wait_for(run_dir: Path, record: dict, waiting: Waiting, log: KernelLog) -> K
     run's own progress)."""
     ref, version = current(record)
     url = record["versions"][-1]["url"]
-    started, seen = time.monotonic(), None
+    started, seen, queued_since = time.monotonic(), None, None
     while True:
         state = ask(lambda: kaggle_kernels.kernel_status(ref, version), run_dir, waiting)
         if state.finished:
@@ -280,12 +310,28 @@ def wait_for(run_dir: Path, record: dict, waiting: Waiting, log: KernelLog) -> K
         if state.status != seen:
             waiting.log(f"kernel {ref} v{version}: {state.word}")
             seen = state.status
+        if state.status == "QUEUED":
+            queued_since = queued_since or time.monotonic()
+            if time.monotonic() - queued_since >= waiting.queued_minutes * 60 > 0:
+                waiting.log(still_queued(run_dir, ref, version, url, waiting.queued_minutes))
+                queued_since = float("inf")  # said once
         if state.status in ("RUNNING", "CANCEL_REQUESTED"):
             log.show_new_lines()
         if waiting.status is not None:
             minutes = (time.monotonic() - started) / 60
             waiting.status(f"kernel {state.word} {minutes:.1f} min  {url}  {log.last}")
         time.sleep(waiting.poll_seconds)
+
+
+def still_queued(run_dir: Path, ref: str, version: int, url: str, minutes: float) -> str:
+    """What a user can do about a version that stays queued."""
+    return (
+        f"kernel {ref} v{version} has been queued for {minutes:g} min with no word from "
+        "Kaggle (kernels pushed through the API can wait for hours); you can wait, or stop "
+        f"waiting with Ctrl-C (`kaggle-digits cv --resume {run_dir}` brings it home later), "
+        f'or cancel the version on its page ({url}) and press "Save Version" there: '
+        f"`kaggle-digits cv --resume {run_dir}` then brings that version home"
+    )
 
 
 def ask(question: Callable, run_dir: Path, waiting: Waiting):
