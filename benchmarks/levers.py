@@ -16,7 +16,8 @@ run's worker processes train:
 
 A member is comma-separated `key=value`: arch, preset (default: default), weight (1),
 member (its index, which sets its seed; default: its place), and any cv option's field
-(epochs, batch_size, select_hard, tta, tta_views, precision, ...).
+(epochs, batch_size, select_hard, tta, tta_views, precision, ...) or the recipe's
+(learning_rate, warmup_fraction).
 """
 
 import argparse
@@ -35,7 +36,9 @@ from kaggle_digits.engine import training
 from kaggle_digits.engine.pairs import EpochReport, Pair, fit_pair
 from kaggle_digits.jobs.cv import fold_assignment, training_data
 from kaggle_digits.jobs.cv_folds import pair_seed
-from kaggle_digits.options.config import OPTIONS_BY_FIELD
+from kaggle_digits.models import architectures
+from kaggle_digits.models.layers import FusedBatchNormalization
+from kaggle_digits.options.config import OPTIONS_BY_FIELD, CVConfig
 from kaggle_digits.options.presets import preset_config
 
 
@@ -52,7 +55,10 @@ def parse_member(text: str, place: int) -> dict:
 
 
 def option_value(field: str, text: str):
-    """A cv option's value from its text here (`true`/`false` for a switch)."""
+    """A cv option's value from its text here (`true`/`false` for a switch); a recipe's
+    field that is no option (learning_rate, warmup_fraction) as a number."""
+    if field not in OPTIONS_BY_FIELD:
+        return type(getattr(CVConfig(), field))(text)
     option = OPTIONS_BY_FIELD[field]
     if option.type is bool:
         return text.lower() in ("true", "1", "yes")
@@ -108,8 +114,18 @@ def main() -> None:
         help="score the training rows for --select-hard every K epochs, drawing each epoch's "
         "rows from the latest scores (1: every epoch, as cv does)",
     )
+    parser.add_argument(
+        "--batch-norm",
+        choices=("keras", "fused"),
+        default="keras",
+        help="fused: TensorFlow's fused kernel (models.layers.FusedBatchNormalization) in "
+        "every member's batch normalisation",
+    )
     parser.add_argument("--out", type=Path, default=Path("reports/levers"))
     args = parser.parse_args()
+
+    if args.batch_norm == "fused":
+        architectures._batch_norm = lambda: FusedBatchNormalization(momentum=0.9)
 
     if args.rescore_every > 1:
         training.HardRows = rescoring_every(args.rescore_every)
@@ -162,6 +178,7 @@ def main() -> None:
         "fold": args.fold,
         "folds": args.folds,
         "rescore_every": args.rescore_every,
+        "batch_norm": args.batch_norm,
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "seconds": sum(m["seconds"] for m in members),
         **scores(labels, ensemble),

@@ -22,6 +22,7 @@ import numpy as np
 from kaggle_digits.engine.training import augmentation
 from kaggle_digits.models import architectures
 from kaggle_digits.models.architectures import build_model
+from kaggle_digits.models.layers import FusedBatchNormalization
 from kaggle_digits.options.presets import preset_config
 
 SHAPE = (28, 28, 1)
@@ -37,42 +38,10 @@ def without_batch_norm(precision: str) -> keras.Model:
         architectures._batch_norm = batch_norm
 
 
-class FusedBatchNorm(keras.layers.Layer):
-    """BatchNormalization through TensorFlow's fused kernel (FusedBatchNormV3), the one Keras 2
-    used; Keras 3 computes the moments and the normalisation as separate ops, in float32.
-    TensorFlow only, for timing: the moving averages follow as Keras's do (momentum 0.9)."""
-
-    def build(self, shape):
-        channels = (shape[-1],)
-        self.gamma = self.add_weight(shape=channels, initializer="ones")
-        self.beta = self.add_weight(shape=channels, initializer="zeros")
-        self.moving_mean = self.add_weight(shape=channels, initializer="zeros", trainable=False)
-        self.moving_variance = self.add_weight(shape=channels, initializer="ones", trainable=False)
-
-    def call(self, x, training=None):
-        import tensorflow as tf
-
-        flat = len(x.shape) == 2  # after a dense layer: one pixel of C channels
-        images = tf.reshape(x, (-1, 1, 1, x.shape[-1])) if flat else x
-        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            images,
-            tf.cast(self.gamma.value, tf.float32),
-            tf.cast(self.beta.value, tf.float32),
-            mean=None if training else tf.cast(self.moving_mean.value, tf.float32),
-            variance=None if training else tf.cast(self.moving_variance.value, tf.float32),
-            epsilon=1e-3,
-            is_training=bool(training),
-        )
-        if training:  # the variables themselves, float32 (`.value` is cast to bfloat16 here)
-            self.moving_mean.assign(0.9 * self.moving_mean._value + 0.1 * mean)
-            self.moving_variance.assign(0.9 * self.moving_variance._value + 0.1 * variance)
-        return tf.reshape(y, tf.shape(x)) if flat else y
-
-
 def with_fused_batch_norm(precision: str) -> keras.Model:
     """strided-cnn built with TensorFlow's fused batch normalisation in place of Keras's."""
     batch_norm = architectures._batch_norm
-    architectures._batch_norm = FusedBatchNorm
+    architectures._batch_norm = lambda: FusedBatchNormalization(momentum=0.9)
     try:
         return build_model("strided-cnn", SHAPE, 10, precision)
     finally:

@@ -256,3 +256,21 @@ def test_the_pairs_train_in_fresh_workers_after_a_trial(small):
     assert not trial_workers & pair_workers
     assert sorted(output.pair.fold for output in finished) == [0, 1]
     assert runner.restart_seconds > 0  # measured as the workers started
+
+
+def test_the_pairs_train_in_as_many_workers_as_the_trial_settled(small, monkeypatch):
+    """Three workers timed, then made two (the budget found the crowd slow): the pairs train
+    in two fresh processes."""
+    from kaggle_digits.jobs.cv_folds import all_pairs
+
+    monkeypatch.setattr(local_pairs, "cpu_count", lambda: 2)
+    data = training_data(small)
+    config = replace(TINY, members=("mlp",), workers=3)
+    finished = []
+    with local_pairs.LocalWorkers(3) as runner:
+        runner.time_steps(data, config, "mlp")
+        runner.use_workers(2)
+        assert (runner.workers, runner.cores, runner.describe()["pairs_at_once"]) == (2, 2, 2)
+        runner.run(data, config, all_pairs(config), lambda report: None, finished.append)
+        assert len(multiprocessing.active_children()) == 2
+    assert sorted(output.pair.fold for output in finished) == [0, 1]

@@ -164,7 +164,10 @@ def best_plan(
         epochs = most_epochs(config, members, timings, rows, workers, seconds_left, cores)
         if passes(config, epochs) >= MIN_EPOCHS_PER_MEMBER or (count == 1 and epochs >= 1):
             if count < len(config.members):
-                why = f"{len(config.members)} would each get fewer than {MIN_EPOCHS_PER_MEMBER}"
+                why = (
+                    f"{len(config.members)} nets a fold would each get fewer than "
+                    f"{MIN_EPOCHS_PER_MEMBER} epochs"
+                )
                 return make_plan(config, members, epochs, timings, rows, workers, cores, why)
             more = more_nets(config, timings, rows, workers, seconds_left, cores)
             if more is not None:
@@ -215,9 +218,10 @@ def more_nets(
         epochs = most_epochs(config, members, timings, rows, workers, seconds_left, cores)
         if passes(config, epochs) >= max(FLAT_PASSES[name] for name in own):
             why = (
-                f"the most that each reach the flat tail ({flat_tail(config)})"
+                f"the most nets a fold that each reach the flat tail at {flat_tail(config)}"
                 if count < MAX_NETS_PER_FOLD
-                else f"more than {MAX_NETS_PER_FOLD} a fold buy nothing measurable"
+                else f"more than {MAX_NETS_PER_FOLD} nets a fold buy nothing measured: the rest "
+                "of the minutes go to longer training"
             )
             return make_plan(config, members, epochs, timings, rows, workers, cores, why)
     return None
@@ -235,7 +239,8 @@ def nets_why(config: CVConfig, epochs: float) -> str:
         return "chosen with --members"
     if any(name not in FLAT_PASSES for name in config.members):
         return "no flat tail measured for these nets: the minutes go to longer training"
-    return f"a second set of nets would end short of the flat tail ({flat_tail(config)})"
+    nets = len(config.members) + 1
+    return f"{nets} nets a fold would each stop short of the flat tail at {flat_tail(config)}"
 
 
 def make_plan(
@@ -255,6 +260,29 @@ def make_plan(
         crowded_speed([timings[name] for name in members], workers, cores or workers),
         why,
     )
+
+
+def uncrowded(timings: dict[str, StepTiming]) -> dict[str, StepTiming] | None:
+    """The trial's timings with only as many workers busy as there are cores (its second
+    round): what a run of that many workers would see; None where not measured."""
+    if any(timing.uncrowded_step_seconds is None for timing in timings.values()):
+        return None
+    return {
+        name: replace(
+            timing,
+            step_seconds=timing.uncrowded_step_seconds,
+            predict_seconds=timing.predict_seconds
+            * timing.uncrowded_step_seconds
+            / timing.step_seconds,
+            uncrowded_step_seconds=None,
+        )
+        for name, timing in timings.items()
+    }
+
+
+def training_planned(plan: Plan) -> float:
+    """Epochs trained a fold, every net counted: what more minutes buy."""
+    return len(plan.members) * plan.epochs
 
 
 def plan_budget(

@@ -27,6 +27,8 @@ from kaggle_digits.engine.budget import (
     passes,
     plan_budget,
     short_budget_recipe,
+    training_planned,
+    uncrowded,
 )
 from kaggle_digits.engine.pairs import Runner, StepTiming, TrainingData
 from kaggle_digits.options.config import AUTO_PRECISIONS, CVConfig
@@ -83,6 +85,32 @@ def choose_precision(
     )
     chosen, timings, _ = tried[fastest]
     return chosen, timings, epoch_times
+
+
+def fewer_workers(
+    config: CVConfig,
+    timings: dict[str, StepTiming],
+    plan: Plan,
+    runner: Runner,
+    rows: Rows,
+    seconds_left: float,
+) -> tuple[dict[str, StepTiming], Plan] | None:
+    """Where more workers than cores share them so badly in the trial that one worker a
+    core would train more in the time (three workers on two cores each at 0.47 of a core:
+    1.4 cores' worth, where two give 2), the timings and plan for one a core; None where
+    the crowd does as well, or the workers were chosen by hand or cannot change."""
+    alone = uncrowded(timings)
+    if (
+        alone is None
+        or config.workers <= runner.cores
+        or config.chosen_by.get("workers") == "option"
+        or not hasattr(runner, "use_workers")
+    ):
+        return None
+    fewer = best_plan(config, alone, rows, runner.cores, seconds_left, runner.cores)
+    if fewer is None or training_planned(fewer) <= training_planned(plan):
+        return None
+    return alone, fewer
 
 
 def check_time_for_a_trial(config: CVConfig, seconds_left: float, trial_seconds: float) -> None:
@@ -178,13 +206,21 @@ def fit_budget(
         plan = plan_budget(
             config, timings, rows(config.folds), config.workers, seconds_left(), runner.cores
         )
+    fewer = fewer_workers(config, timings, plan, runner, rows(config.folds), seconds_left())
+    if fewer is not None:
+        log(
+            f"{config.workers} workers on {runner.cores} cores ran at {plan.crowded_speed:.2f} "
+            f"of a core each in the trial: {runner.cores} workers train more in the time"
+        )
+        details["workers_from_trial"] = {"workers": config.workers, "speed": plan.crowded_speed}
+        runner.use_workers(runner.cores)
+        config, timings, plan = replace(config, workers=runner.cores), *fewer
     config = replace(config, members=plan.members, epochs=plan.epochs)
     shorter = "" if config.whole_epochs == config.epochs else f" (as {config.whole_epochs} shorter)"
     log(
         f"budget {config.budget_minutes:g} min -> {nets_a_fold(plan.members)} for "
-        f"{plan.epochs:g} epochs{shorter} ({plan.why}), about "
-        f"{plan.estimated_seconds / 60:.1f} min from here; the same run again: "
-        f"{rerun_command(config)}"
+        f"{plan.epochs:g} epochs{shorter}, about {plan.estimated_seconds / 60:.1f} min from "
+        f"here ({plan.why}); the same run again: {rerun_command(config)}"
     )
     # with a core to itself, as Progress counts it
     overheads = [

@@ -80,3 +80,48 @@ class Deskew(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+@keras.saving.register_keras_serializable(package="kaggle_digits")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """Keras's BatchNormalization, computed on TensorFlow by its fused kernel
+    (FusedBatchNormV3, the one Keras 2 used) where Keras 3 runs the moments and the
+    normalisation as separate ops: a strided-cnn step 1.26x faster in mixed_bfloat16 on a
+    CPU with AVX-512 BF16, none in float32 on an AVX2 one
+    (docs/measurements.md#fused-batch-normalisation). The same weights, statistics and saved
+    form, so a model trained with it loads and predicts under JAX and PyTorch, where Keras's
+    own runs. Channels last, centred and scaled, no renorm or mask: else Keras's own. Used by
+    the benchmarks (levers.py --batch-norm fused) until measured at full length."""
+
+    def call(self, inputs, training=None, mask=None):
+        last_axis = self.axis in (-1, len(inputs.shape) - 1)
+        plain = self.center and self.scale and not self.renorm and mask is None
+        if keras.backend.backend() != "tensorflow" or not (last_axis and plain):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        training = bool(training) and self.trainable
+        flat = len(inputs.shape) == 2  # after a dense layer: one pixel of C channels
+        images = tf.reshape(inputs, (-1, 1, 1, inputs.shape[-1])) if flat else inputs
+        # the kernel takes float16/bfloat16 images with float32 statistics (the weights are
+        # float32: Keras keeps them out of mixed precision's autocast)
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            images,
+            self.gamma.value,
+            self.beta.value,
+            mean=None if training else self.moving_mean.value,
+            variance=None if training else self.moving_variance.value,
+            epsilon=self.epsilon,
+            is_training=training,
+        )
+        if training:
+            # the kernel's batch variance is Bessel-corrected; Keras's moving one is not
+            count = tf.cast(tf.size(images) // images.shape[-1], tf.float32)
+            variance = variance * (count - 1) / count
+            momentum = self.momentum
+            self.moving_mean.assign(self.moving_mean.value * momentum + mean * (1 - momentum))
+            self.moving_variance.assign(
+                self.moving_variance.value * momentum + variance * (1 - momentum)
+            )
+        outputs = tf.reshape(outputs, tf.shape(inputs)) if flat else outputs
+        return tf.cast(outputs, self.compute_dtype)
