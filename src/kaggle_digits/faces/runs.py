@@ -100,7 +100,7 @@ def runs_table(rows: list[RunRow]) -> str:
     if not rows:
         return "no runs yet; start one with `kaggle-digits cv`"
     lines = [
-        f"{'run':28} {'kind':8} {'nets a fold':30} {'epochs':>6} {'OOF':>8} {'wall':>6} "
+        f"{'run':28} {'kind':8} {'nets':30} {'epochs':>6} {'OOF':>8} {'wall':>6} "
         f"{'best LB':>8}  state"
     ]
     for row in rows:
