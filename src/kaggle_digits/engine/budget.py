@@ -173,7 +173,7 @@ def best_plan(
             if more is not None:
                 return more
             return make_plan(
-                config, members, epochs, timings, rows, workers, cores, nets_why(config, epochs)
+                config, members, epochs, timings, rows, workers, cores, nets_why(config)
             )
     return None
 
@@ -233,7 +233,7 @@ def flat_tail(config: CVConfig) -> str:
     return f"{epochs:.0f} epochs"
 
 
-def nets_why(config: CVConfig, epochs: float) -> str:
+def nets_why(config: CVConfig) -> str:
     """Why a plan keeps the preset's own nets a fold."""
     if config.chosen_by.get("members") == "option":
         return "chosen with --members"
