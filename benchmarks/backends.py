@@ -57,8 +57,8 @@ def main() -> None:
 def time_nets(nets: list[tuple[str, int]], precision: str) -> dict:
     from dataclasses import replace
 
-    from kaggle_digits.engine.pairs import time_steps
     from kaggle_digits.options.config import CVConfig
+    from kaggle_digits.training.pairs import time_steps
 
     data = random_training_data(test_rows=512)
     timings = {}

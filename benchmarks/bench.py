@@ -15,7 +15,7 @@ from common import check_data, cv_arguments, preset_options  # sets TF_CPP_MIN_L
 
 from kaggle_digits.data.competition import load_competition
 from kaggle_digits.data.dataset import load_dataset
-from kaggle_digits.kaggle.download import extract_zip
+from kaggle_digits.kaggle_api.download import extract_zip
 
 
 def peak_memory_mib() -> float:
@@ -46,9 +46,7 @@ def main() -> None:
 
         config = preset_config(args.preset, competition.priors, **preset_options(args))
         started = time.perf_counter()
-        result = run_cv(
-            config, competition, data_root, args.runs_dir, keep_folds=args.folds is not None
-        )
+        result = run_cv(config, competition, data_root, args.runs_dir)
         wall = time.perf_counter() - started
         print(
             f"cv    preset {args.preset}  folds {args.folds}  members {len(config.members)}  "

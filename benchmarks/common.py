@@ -46,7 +46,7 @@ def random_training_data(train_rows: int = 4096, test_rows: int = 512):
     """Random images and labels, all in one fold, for timing steps (pairs.TrainingData)."""
     import numpy as np
 
-    from kaggle_digits.engine.pairs import TrainingData
+    from kaggle_digits.training.pairs import TrainingData
 
     rng = np.random.default_rng(0)
     return TrainingData(

@@ -35,16 +35,16 @@ def main() -> None:
     check_data(args.data)
 
     from kaggle_digits.base.files import atomic_path
-    from kaggle_digits.base.plots import frontier_figure
     from kaggle_digits.data.competition import load_competition
     from kaggle_digits.options.presets import preset_config
+    from kaggle_digits.reports.plots import frontier_figure
 
     points = []
     for budget in [float(value) for value in args.budgets.split(",")]:
         config = preset_config(
             args.preset, load_competition().priors, **preset_options(args), budget_minutes=budget
         )
-        score = holdout_run(args.data, config, args.runs_dir, keep_folds=args.folds is not None)
+        score = holdout_run(args.data, config, args.runs_dir)
         points.append({"budget": budget, "epochs": score["epochs"], **score})
         print(
             f"budget {budget:g} min: {score['members']} x {score['epochs']} epochs, "

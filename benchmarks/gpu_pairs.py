@@ -24,9 +24,9 @@ import numpy as np
 from common import random_training_data
 
 from kaggle_digits.data.competition import load_competition
-from kaggle_digits.engine.pairs import time_steps
 from kaggle_digits.machine.backend import backend_name, cpu_count, thread_limit
 from kaggle_digits.options.presets import preset_config
+from kaggle_digits.training.pairs import time_steps
 
 
 class GpuSampler:

@@ -25,7 +25,7 @@ from common import (  # sets TF_CPP_MIN_LOG_LEVEL first
 from sklearn.model_selection import train_test_split
 
 from kaggle_digits.data.competition import Competition, load_competition
-from kaggle_digits.kaggle.download import extract_zip
+from kaggle_digits.kaggle_api.download import extract_zip
 
 
 def split_competition(
@@ -60,11 +60,10 @@ def holdout_run(
     test_share: float = 0.2,
     seed: int = 2024,
     ray_address: str | None = None,
-    keep_folds: bool = False,
 ) -> dict:
     """`cv` with `config` on the kept rows; its submission scored on the withheld labels."""
     from kaggle_digits.jobs.cv import run_cv
-    from kaggle_digits.kaggle.submission import validate_submission, write_submission
+    from kaggle_digits.jobs.submit import validate_submission, write_submission
 
     competition = load_competition()
     with tempfile.TemporaryDirectory() as scratch:
@@ -75,9 +74,7 @@ def holdout_run(
         )
         started = time.perf_counter()
         with TreeMemory() as memory:
-            result = run_cv(
-                config, holdout, scratch, runs_dir, ray_address=ray_address, keep_folds=keep_folds
-            )
+            result = run_cv(config, holdout, scratch, runs_dir, ray_address=ray_address)
         wall = time.perf_counter() - started
         # score the very file `submit` would upload, after the checks it would pass
         submission = write_submission(result.run_dir, holdout, scratch / "submissions")
@@ -122,7 +119,6 @@ def main() -> None:
         args.test_share,
         args.seed,
         args.ray,
-        keep_folds=args.folds is not None,
     )
     if args.json:
         args.json.write_text(json.dumps(score, indent=2))

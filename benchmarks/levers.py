@@ -32,14 +32,14 @@ from sklearn.metrics import accuracy_score, log_loss
 
 from kaggle_digits.data.competition import load_competition
 from kaggle_digits.data.dataset import load_dataset
-from kaggle_digits.engine import training
-from kaggle_digits.engine.pairs import EpochReport, Pair, fit_pair
 from kaggle_digits.jobs.cv import fold_assignment, training_data
-from kaggle_digits.jobs.cv_folds import pair_seed
+from kaggle_digits.jobs.cv_pairs import pair_seed
 from kaggle_digits.models import architectures
 from kaggle_digits.models.layers import FusedBatchNormalization
 from kaggle_digits.options.config import OPTIONS_BY_FIELD, CVConfig
 from kaggle_digits.options.presets import preset_config
+from kaggle_digits.training import fit
+from kaggle_digits.training.pairs import EpochReport, Pair, fit_pair
 
 
 def parse_member(text: str, place: int) -> dict:
@@ -66,17 +66,17 @@ def option_value(field: str, text: str):
 
 
 def rescoring_every(epochs: int) -> type:
-    """training.HardRows, scoring the rows only every `epochs` epochs: each epoch still draws
+    """fit.HardRows, scoring the rows only every `epochs` epochs: each epoch still draws
     its own rows, from the losses of the latest scoring."""
 
-    class StaleHardRows(training.HardRows):
+    class StaleHardRows(fit.HardRows):
         def hardest_rows(self) -> np.ndarray:
             self.ended_epochs = getattr(self, "ended_epochs", 0) + 1
             if (self.ended_epochs - 1) % epochs == 0:
-                probs = training.predict_batches(self.net, self.images)
+                probs = fit.predict_batches(self.net, self.images)
                 true_probs = probs[np.arange(len(self.labels)), self.labels]
                 self.losses = -np.log(np.maximum(true_probs, 1e-12))
-            return training.keep_hardest(self.losses, self.power, self.draws)
+            return fit.keep_hardest(self.losses, self.power, self.draws)
 
     return StaleHardRows
 
@@ -128,7 +128,7 @@ def main() -> None:
         architectures._batch_norm = lambda: FusedBatchNormalization(momentum=0.9)
 
     if args.rescore_every > 1:
-        training.HardRows = rescoring_every(args.rescore_every)
+        fit.HardRows = rescoring_every(args.rescore_every)
     competition = load_competition()
     dataset = load_dataset(competition, args.data_dir)
     fold_of_row = fold_assignment(dataset.train_labels, args.folds, seed=42)

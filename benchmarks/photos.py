@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from photos import KINDS, photo  # noqa: E402
 
 from kaggle_digits.data.competition import load_competition  # noqa: E402
-from kaggle_digits.jobs.predict import _centre_of_mass, mnist_style  # noqa: E402
-from kaggle_digits.kaggle.download import extract_zip  # noqa: E402
+from kaggle_digits.data.photo import centre_of_mass, mnist_style  # noqa: E402
+from kaggle_digits.kaggle_api.download import extract_zip  # noqa: E402
 
 EASY_KINDS = ("plain", "mnist")
 
@@ -46,7 +46,7 @@ def before_mnist_style(gray: np.ndarray) -> np.ndarray:
     size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
     digit = np.clip(np.asarray(Image.fromarray(ink.astype(np.float32)).resize(size)), 0, 255)
     frame = np.zeros((28, 28), dtype=np.float32)
-    centre_row, centre_column = _centre_of_mass(digit)
+    centre_row, centre_column = centre_of_mass(digit)
     top = min(max(int(round(14 - centre_row)), 0), 28 - digit.shape[0])
     left = min(max(int(round(14 - centre_column)), 0), 28 - digit.shape[1])
     frame[top : top + digit.shape[0], left : left + digit.shape[1]] = digit

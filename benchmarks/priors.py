@@ -95,7 +95,7 @@ def labels_path(data_dir: Path, slug: str) -> Path:
 def run(args: argparse.Namespace) -> dict:
     """One cv run with the chosen priors; its submission scored on the hidden labels."""
     from kaggle_digits.jobs.cv import run_cv
-    from kaggle_digits.kaggle.submission import validate_submission, write_submission
+    from kaggle_digits.jobs.submit import validate_submission, write_submission
     from kaggle_digits.options.presets import preset_config
 
     competition = load_competition(args.competition)

@@ -31,8 +31,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from kaggle_digits.data.competition import load_competition
-    from kaggle_digits.faces.serve import Explorer, create_app
     from kaggle_digits.machine.backend import import_keras
+    from kaggle_digits.page.serve import Explorer, create_app
 
     import_keras()
     competition = load_competition(args.competition)

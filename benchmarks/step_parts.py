@@ -19,11 +19,11 @@ import common  # noqa: F401  (sets TF_CPP_MIN_LOG_LEVEL before TensorFlow loads)
 import keras
 import numpy as np
 
-from kaggle_digits.engine.training import augmentation
 from kaggle_digits.models import architectures
 from kaggle_digits.models.architectures import build_model
 from kaggle_digits.models.layers import FusedBatchNormalization
 from kaggle_digits.options.presets import preset_config
+from kaggle_digits.training.fit import augmentation
 
 SHAPE = (28, 28, 1)
 

@@ -79,8 +79,8 @@ def time_steps(nets: list[tuple[str, int]], precision: str) -> dict[str, float]:
     import numpy as np
 
     from kaggle_digits.data.competition import load_competition
-    from kaggle_digits.engine.pairs import TrainingData, time_steps
     from kaggle_digits.options.presets import preset_config
+    from kaggle_digits.training.pairs import TrainingData, time_steps
 
     images = np.random.default_rng(0).integers(0, 256, (2048, 28, 28, 1), dtype=np.uint8)
     labels = np.arange(len(images)) % 10

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from synthetic import make_digits  # noqa: E402
 
-from kaggle_digits.engine.training import predict_probs, train_model  # noqa: E402
 from kaggle_digits.models.architectures import build_model, deskewed, register  # noqa: E402
 from kaggle_digits.models.layers import Deskew, LocallyConnected2D  # noqa: E402
 from kaggle_digits.options.config import CVConfig  # noqa: E402
+from kaggle_digits.training.fit import predict_probs, train_model  # noqa: E402
 
 ROWS = 64
 

@@ -62,7 +62,7 @@ def main() -> None:
 
     from typer.testing import CliRunner
 
-    from kaggle_digits.faces.cli import app
+    from kaggle_digits.cli.main import app
 
     spec = write_spec(work, TRAIN_ROWS, TEST_ROWS)
     common = ["--competition", str(spec), "--data-dir", str(work / "data")]

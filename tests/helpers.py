@@ -5,7 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from kaggle_digits.faces.cli import app
+from kaggle_digits.cli.main import app
 from kaggle_digits.options.config import CVConfig
 
 # what TensorFlow's C++ side prints as it starts, before its log level applies
@@ -54,8 +54,8 @@ def small_dataset(small):
 
 def training_data(small):
     """The small data as a pair's training sees it, in 2 folds."""
-    from kaggle_digits.engine.pairs import TrainingData
     from kaggle_digits.jobs.cv import fold_assignment
+    from kaggle_digits.training.pairs import TrainingData
 
     dataset = small_dataset(small)
     fold_of_row = fold_assignment(dataset.train_labels, 2, 0)

@@ -21,7 +21,7 @@ def main() -> None:
         kaggle_env._env_to_endpoint[kaggle_env.KaggleEnv.LOCAL] = url
         KaggleApi.args = ["--local"]
 
-    from kaggle_digits.faces.cli import main as kaggle_digits
+    from kaggle_digits.cli.main import main as kaggle_digits
 
     sys.argv = ["kaggle-digits", *arguments]
     kaggle_digits()

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from kaggle_digits.jobs.predict import ink_to_frame
+from kaggle_digits.data.photo import ink_to_frame
 
 SLUG = "digit-recognizer"
 

@@ -6,7 +6,10 @@ import pytest
 
 from kaggle_digits.base.errors import UserError
 from kaggle_digits.data.competition import load_competition
-from kaggle_digits.engine.budget import (
+from kaggle_digits.machine.schedule import job_speed, makespan, shortest_run_workers
+from kaggle_digits.options.config import CVConfig
+from kaggle_digits.options.presets import preset_config, rerun_command
+from kaggle_digits.training.budget import (
     FLAT_PASSES,
     MAX_EPOCHS,
     MAX_NETS_PER_FOLD,
@@ -19,13 +22,10 @@ from kaggle_digits.engine.budget import (
     short_budget_recipe,
     training_seconds,
 )
-from kaggle_digits.engine.pairs import (
+from kaggle_digits.training.pairs import (
     StepTiming,
     learning_curve_rows,
 )
-from kaggle_digits.machine.schedule import job_speed, makespan, shortest_run_workers
-from kaggle_digits.options.config import CVConfig
-from kaggle_digits.options.presets import preset_config, rerun_command
 
 ROWS = Rows(train=33600, holdout=8400, test=28000)
 TIMINGS = {
@@ -268,7 +268,7 @@ def test_rerun_command_names_the_chosen_epochs_and_members():
 def test_the_frontier_figure_shows_each_budget_and_the_references(tmp_path):
     import matplotlib.image
 
-    from kaggle_digits.base.plots import frontier_figure
+    from kaggle_digits.reports.plots import frontier_figure
 
     recipes = [(5, "tiny-cnn", 3, 4.6, 0.988), (30, "strided-cnn", 9, 27.0, 0.994)]
     points = [
@@ -284,7 +284,7 @@ def test_the_frontier_figure_shows_each_budget_and_the_references(tmp_path):
 
 
 def test_the_frontier_labels_say_when_an_epoch_is_a_share_of_the_rows():
-    from kaggle_digits.base.plots import frontier_label
+    from kaggle_digits.reports.plots import frontier_label
 
     point = {"budget": 30.0, "members": "strided-cnn", "epochs": 36.3}
     assert frontier_label(point | {"select_hard": 2.0}) == (

@@ -10,19 +10,19 @@ import pytest
 from helpers import assert_user_error, cv_cli, run_tiny
 
 from kaggle_digits.base.errors import UserError
-from kaggle_digits.engine.budget import (
+from kaggle_digits.jobs.runs import list_runs, runs_table
+from kaggle_digits.options.config import CVConfig
+from kaggle_digits.options.presets import preset_config, rerun_command
+from kaggle_digits.training.budget import (
     SAFETY,
     SHORT_RECIPE_EPOCHS,
     passes,
 )
-from kaggle_digits.engine.pairs import (
+from kaggle_digits.training.pairs import (
     StepTiming,
     TrainingData,
 )
-from kaggle_digits.engine.trials import fit_budget
-from kaggle_digits.faces.runs import list_runs, runs_table
-from kaggle_digits.options.config import CVConfig
-from kaggle_digits.options.presets import preset_config, rerun_command
+from kaggle_digits.training.trials import fit_budget
 
 
 class TimedRunner:
@@ -71,11 +71,12 @@ def full_size_data() -> TrainingData:
     )  # fmt: skip
 
 
-def fit(minutes: float, runner: TimedRunner, keep_folds: bool = False):
-    config = preset_config("default", budget_minutes=minutes, folds=5, workers=2)
-    return fit_budget(
-        config, full_size_data(), runner, time.perf_counter(), lambda line: None, keep_folds
-    )
+def fit(minutes: float, runner: TimedRunner, folds_given: bool = False):
+    """The default preset's five folds, given as --folds 5 where `folds_given`."""
+    folds = 5 if folds_given else None
+    config = preset_config("default", budget_minutes=minutes, folds=folds, workers=2)
+    assert config.folds == 5
+    return fit_budget(config, full_size_data(), runner, time.perf_counter(), lambda line: None)
 
 
 class CrowdedRunner(TimedRunner):

@@ -7,10 +7,11 @@ from helpers import TINY, assert_user_error, cv_cli, run_tiny, small_dataset
 
 from kaggle_digits.base.errors import UserError
 from kaggle_digits.data.competition import load_competition
-from kaggle_digits.engine.run_folder import find_run, pair_dir
 from kaggle_digits.jobs.cv import fold_assignment, run_cv
 from kaggle_digits.options.config import CVConfig
 from kaggle_digits.options.presets import preset_config
+from kaggle_digits.store.run_files import pair_dir
+from kaggle_digits.store.run_folder import find_run
 
 
 def test_folds_are_stratified_disjoint_covering_and_seeded():
@@ -136,8 +137,8 @@ def test_same_seed_same_oof(small, tmp_path):
 def test_a_run_with_tta_predicts_with_its_views_and_saves_its_label_smoothing(small, tmp_path):
     from dataclasses import replace
 
-    from kaggle_digits.engine.training import predict_probs
-    from kaggle_digits.jobs.predict import load_model
+    from kaggle_digits.store.members import load_model
+    from kaggle_digits.training.fit import predict_probs
 
     config = CVConfig(
         preset="test", folds=2, members=("mlp",), epochs=1, tta=2, label_smoothing=0.1
@@ -171,7 +172,7 @@ def test_auto_precision_is_settled_by_a_trial_and_saved_as_chosen(small, tmp_pat
 
 
 def test_cli_cv_prints_config_engine_progress_and_a_wall_time_summary(small, tmp_path):
-    from kaggle_digits.jobs.cv_folds import training_wall_seconds
+    from kaggle_digits.jobs.cv_pairs import training_wall_seconds
 
     result = cv_cli(
         small,
@@ -246,7 +247,7 @@ def test_presets_are_valid():
 
 
 def test_wall_time_counts_pairs_side_by_side_once_and_a_pause_not_at_all():
-    from kaggle_digits.jobs.cv_folds import training_wall_seconds
+    from kaggle_digits.jobs.cv_pairs import training_wall_seconds
 
     side_by_side = [
         {"seconds": 10.0, "finished_at": 110.0},  # 100-110

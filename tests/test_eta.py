@@ -3,16 +3,16 @@
 import pytest
 
 from kaggle_digits.data.competition import load_competition
-from kaggle_digits.engine.budget import (
+from kaggle_digits.jobs.cv_pairs import all_pairs
+from kaggle_digits.options.config import CVConfig
+from kaggle_digits.training.budget import (
     FINISH_SECONDS,
 )
-from kaggle_digits.engine.pairs import (
+from kaggle_digits.training.pairs import (
     EpochReport,
     PairOutput,
 )
-from kaggle_digits.engine.progress import Progress
-from kaggle_digits.jobs.cv_folds import all_pairs
-from kaggle_digits.options.config import CVConfig
+from kaggle_digits.training.progress import Progress
 
 
 def test_eta_counts_the_pairs_running_at_once():
@@ -121,7 +121,7 @@ def test_a_running_epochs_progress_shows_and_shortens_the_eta():
 
 def test_training_reports_progress_inside_each_epoch(small):
     from kaggle_digits.data.dataset import load_dataset
-    from kaggle_digits.engine.training import EpochReporter, train_model
+    from kaggle_digits.training.fit import EpochReporter, train_model
 
     dataset = load_dataset(load_competition(small.spec_path), small.data_dir)
     reports = []

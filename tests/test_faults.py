@@ -23,16 +23,12 @@ from helpers import assert_user_error, fake_run, run_cli, run_tiny, small_datase
 from kaggle_digits.base import files
 from kaggle_digits.base.errors import UserError
 from kaggle_digits.base.faults import KILL_AT
-from kaggle_digits.engine.run_folder import (
-    find_run,
-    new_run_dir,
-    pair_damage,
-    pair_dir,
-    writing,
-)
-from kaggle_digits.faces.runs import list_runs, run_state
-from kaggle_digits.kaggle.ledger import Ledger
+from kaggle_digits.jobs.ledger import Ledger
+from kaggle_digits.jobs.runs import list_runs, run_state
 from kaggle_digits.options.config import CVConfig
+from kaggle_digits.store.damage import pair_damage
+from kaggle_digits.store.run_files import pair_dir
+from kaggle_digits.store.run_folder import find_run, new_run_dir, writing
 
 SCRIPT = Path(__file__).parent / "kaggle_cli.py"
 # the tests' TINY (helpers.py) as options: two folds of two fast baselines, one epoch
@@ -434,8 +430,8 @@ class SmallDisk:
 
         for module in (
             "kaggle_digits.base.files",
-            "kaggle_digits.jobs.cv_folds",
-            "kaggle_digits.base.plots",
+            "kaggle_digits.jobs.cv_pairs",
+            "kaggle_digits.reports.plots",
         ):
             monkeypatch.setattr(f"{module}.atomic_path", atomic_path)
 

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from kaggle_digits.engine import local_pairs
-from kaggle_digits.engine.pairs import StepTiming
 from kaggle_digits.machine import backend
 from kaggle_digits.machine.backend import GPU_PAIRS_AT_ONCE, auto_workers, worker_variables
 from kaggle_digits.options.config import CVConfig
 from kaggle_digits.options.presets import preset_config, scaled_learning_rate
+from kaggle_digits.training import local_pairs
+from kaggle_digits.training.pairs import StepTiming
 
 
 def test_workers_on_a_gpu_get_a_share_of_its_memory_and_one_thread_flags():

@@ -1,4 +1,4 @@
-"""What the script pushed to Kaggle does inside the kernel (kaggle/in_kernel.py): find the
+"""What the script pushed to Kaggle does inside the kernel (on_kaggle/in_kernel.py): find the
 competition's files and an earlier run's pairs by their content wherever Kaggle mounts them,
 say what it lacks in one line and end cleanly; and a kernel's log read as text."""
 
@@ -21,7 +21,7 @@ from kaggle_digits.base.errors import UserError
 def test_the_kernel_finds_the_competition_by_its_files_at_any_depth(small, tmp_path, mount):
     from kaggle_digits.data.competition import load_competition
     from kaggle_digits.data.dataset import load_dataset
-    from kaggle_digits.kaggle.in_kernel import find_competition_files
+    from kaggle_digits.on_kaggle.in_kernel import find_competition_files
 
     inputs = tmp_path / "input"
     (inputs / "datasets/other/unrelated").mkdir(parents=True)
@@ -37,7 +37,7 @@ def test_the_kernel_finds_the_competition_by_its_files_at_any_depth(small, tmp_p
     "mount", ["datasets/tester/kaggle-digits-r-pairs/r", "notebooks/tester/other-kernel/r", "r"]
 )
 def test_the_kernel_finds_an_earlier_run_by_its_request_at_any_depth(tmp_path, mount):
-    from kaggle_digits.kaggle.in_kernel import take_earlier_pairs
+    from kaggle_digits.on_kaggle.in_kernel import take_earlier_pairs
 
     request = {"run": "r", "request": {"folds": 2}, "earlier": {"dataset": "d", "pairs": 1}}
     inputs = tmp_path / "input"
@@ -52,7 +52,7 @@ def test_the_kernel_finds_an_earlier_run_by_its_request_at_any_depth(tmp_path, m
 
 
 def test_a_kernel_missing_the_pairs_it_was_given_stops_in_one_line(small, tmp_path, capsys):
-    from kaggle_digits.kaggle import in_kernel
+    from kaggle_digits.on_kaggle import in_kernel
 
     request = {"run": "r", "request": {}, "earlier": {"dataset": "tester/d", "pairs": 3}}
     with pytest.raises(UserError, match=r"the 3 finished pair\(s\) of run r \(dataset tester/d\)"):
@@ -64,7 +64,7 @@ def test_the_kernel_says_in_one_line_what_it_lacks_and_ends_cleanly(
 ):
     import keras
 
-    from kaggle_digits.kaggle import in_kernel
+    from kaggle_digits.on_kaggle import in_kernel
 
     request = {"run": "r", "request": {}, "spec": small.spec_path.read_text()}
     inputs, working = tmp_path / "input", tmp_path / "working"
@@ -85,7 +85,7 @@ def test_the_kernel_says_in_one_line_what_it_lacks_and_ends_cleanly(
 
 
 def test_a_kernel_log_is_read_from_kaggles_records():
-    from kaggle_digits.kaggle.kernels import log_text
+    from kaggle_digits.kaggle_api.kernels import log_text
 
     records = [{"stream_name": "stdout", "time": 0.5, "data": "fold 1\n"},
                {"stream_name": "stderr", "time": 0.7, "data": "done\n"}]  # fmt: skip

@@ -14,7 +14,7 @@ import pytest
 from helpers import assert_user_error
 from kernel_helpers import SHORT, cli, finish_later, only_run, pushes
 
-from kaggle_digits.kaggle.api import UPGRADE_COMMAND
+from kaggle_digits.kaggle_api.client import UPGRADE_COMMAND
 
 CLIENTS = Path(__file__).parents[1] / ".venv" / "kaggle-clients"
 OLDEST_DECLARED = "kaggle-2.2.5-kagglesdk-0.1.38"

@@ -10,8 +10,8 @@ from helpers import assert_user_error
 from kernel_helpers import SHORT, cli, finish_later, only_run, pushes
 
 from kaggle_digits.base.errors import UserError
-from kaggle_digits.kaggle import in_kernel
-from kaggle_digits.kaggle.remote_run import KERNEL, KERNEL_LOG
+from kaggle_digits.on_kaggle import in_kernel
+from kaggle_digits.store.run_files import KERNEL, KERNEL_LOG
 
 STILL_QUEUED = "has been queued for"
 
@@ -21,7 +21,7 @@ SLEEP = time.sleep
 
 def stop_waiting_after(monkeypatch, seconds: float) -> None:
     """Ctrl-C once `seconds` have gone by, at the command's next pause."""
-    from kaggle_digits.kaggle import remote_run
+    from kaggle_digits.on_kaggle import remote_run
 
     sleep, deadline = SLEEP, time.monotonic() + seconds
 

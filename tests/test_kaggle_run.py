@@ -15,7 +15,8 @@ from helpers import TENSORFLOW_CHATTER, assert_user_error
 from kernel_helpers import SHORT, cli, finish_later, only_run, pushes
 
 from kaggle_digits.base.errors import UserError
-from kaggle_digits.kaggle.remote_run import KERNEL, KERNEL_LOG, kernel_slug
+from kaggle_digits.on_kaggle.remote_run import kernel_slug
+from kaggle_digits.store.run_files import KERNEL, KERNEL_LOG
 
 
 @pytest.mark.image
@@ -145,7 +146,7 @@ def test_a_detached_run_shows_on_kaggle_and_resume_brings_it_home(kaggle, tmp_pa
 
 
 def test_ctrl_c_while_waiting_leaves_the_kernel_running(kaggle, monkeypatch):
-    from kaggle_digits.kaggle import remote_run
+    from kaggle_digits.on_kaggle import remote_run
 
     def interrupted(seconds):
         raise KeyboardInterrupt
@@ -266,7 +267,7 @@ def test_a_tpu_is_refused_and_a_retired_p100_warned_about(kaggle):
 
 
 def test_a_push_naming_invalid_sources_is_one_line(kaggle):
-    from kaggle_digits.kaggle import kernels
+    from kaggle_digits.kaggle_api import kernels
 
     with pytest.raises(UserError) as refused:
         kernels.push_kernel("tester/k", "print(1)", kaggle.slug, None, ("tester/no-such-data",))
@@ -300,7 +301,7 @@ def test_a_kernel_written_for_a_push_by_hand_is_waited_for_once_pushed(kaggle, t
     again = cli(kaggle, "cv", "--on", "kaggle", *SHORT, "--write-kernel", folder)
     assert_user_error(again, "the folder is not empty")
 
-    from kaggle_digits.kaggle.api import authenticated_api
+    from kaggle_digits.kaggle_api.client import authenticated_api
 
     pushed = authenticated_api().kernels_push(str(folder))  # what `kaggle kernels push` does
     assert pushed.version_number == 1 and not pushed.error

@@ -9,15 +9,19 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "kaggle_digits"
 
 # from the bottom up, each with what it holds (its __init__.py says the same at more length)
 FOLDERS = [
-    ("base", "one-line errors, fault points, whole-or-nothing files, figures, MLflow"),
+    ("base", "one-line errors, fault points, whole-or-nothing files"),
     ("machine", "the Keras backend's threads and accelerators; when pairs end"),
     ("data", "a competition's spec, its CSVs as image tensors, views, photos"),
+    ("kaggle_api", "Kaggle's API through its client: calls, errors, kernels, download"),
     ("models", "the custom layers and the architectures"),
     ("options", "a run's options and the presets"),
-    ("engine", "one pair's training, the engines that run pairs, the run folder"),
-    ("jobs", "cv, blend, predict, info"),
-    ("kaggle", "Kaggle's API, download, submissions, leaderboard, runs in kernels"),
-    ("faces", "the command line and the local page"),
+    ("store", "the run folder: its files named, read and written; runs found"),
+    ("reports", "a run's figures and its MLflow record"),
+    ("training", "one pair's training, the engines that run pairs, budget, progress"),
+    ("jobs", "cv, blend, predict, info, submit"),
+    ("on_kaggle", "a whole cv run in a Kaggle kernel, brought home, resumed"),
+    ("page", "the local page of serve"),
+    ("cli", "the kaggle-digits command"),
 ]
 RANK = {folder: rank for rank, (folder, _) in enumerate(FOLDERS)}
 AT_THE_TOP = {"__init__", "__main__"}  # the package's own files, above every folder
@@ -99,6 +103,17 @@ def test_no_import_circle_between_modules():
 
 def test_the_checks_read_every_form_of_import():
     """The checks above would pass on a graph they cannot read: show they read one."""
-    assert "engine.training" in imports_of("engine.pairs")  # from kaggle_digits.x.y import z
+    assert "training.fit" in imports_of("training.pairs")  # from kaggle_digits.x.y import z
     assert "models.architectures" in imports_of("options.config")  # inside a function
-    assert "base.plots" in imports_of("jobs.cv_folds")  # from kaggle_digits.x import y
+    assert "reports.plots" in imports_of("jobs.cv_pairs")  # from kaggle_digits.x import y
+
+
+def test_the_tree_in_the_developers_guide_shows_the_layers_in_order():
+    """docs/development.md draws the folders from the top down, a line each saying what it
+    holds: the same folders as FOLDERS, in the same order."""
+    import re
+
+    guide = (PACKAGE.parents[1] / "docs" / "development.md").read_text()
+    tree = guide[guide.index("src/kaggle_digits/") :].split("```")[0]
+    drawn = re.findall(r"^  (\w+)/ +\S", tree, flags=re.M)
+    assert drawn == [folder for folder, _ in reversed(FOLDERS)]

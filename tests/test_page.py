@@ -19,7 +19,7 @@ pytest.importorskip("uvicorn")
 
 @pytest.fixture(scope="module")
 def server(trained, tmp_path_factory):
-    from kaggle_digits.faces.serve import Explorer, create_app
+    from kaggle_digits.page.serve import Explorer, create_app
 
     runs_dir = tmp_path_factory.mktemp("page") / "runs"
     shutil.copytree(trained.run_dir, runs_dir / trained.run_dir.name)

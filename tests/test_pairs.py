@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from helpers import TINY, modules_imported, run_tiny, small_dataset, training_data
 
-from kaggle_digits.engine import local_pairs
-from kaggle_digits.engine.pairs import Pair, fit_pair
-from kaggle_digits.engine.run_folder import pair_dir
-from kaggle_digits.engine.training import BatchClock, train_model
 from kaggle_digits.jobs.cv import fold_assignment
 from kaggle_digits.options.config import CVConfig
+from kaggle_digits.store.run_files import pair_dir
+from kaggle_digits.training import local_pairs
+from kaggle_digits.training.fit import BatchClock, train_model
+from kaggle_digits.training.pairs import Pair, fit_pair
 
 
 class LastStepWeights(keras.callbacks.Callback):
@@ -108,7 +108,7 @@ def test_fewer_folds_chosen_after_the_workers_got_the_data_are_the_ones_trained(
     """A short budget may take fewer folds once the trial has started the workers with the
     run's first fold assignment: the pairs still train and are scored on the new one."""
 
-    def fewer_folds(config, data, runner, started, log, keep_folds, priors):
+    def fewer_folds(config, data, runner, started, log, priors):
         runner.time_steps(data, config, "mlp")  # the workers start with the 3-fold data
         return replace(config, folds=2, epochs=1), {"epochs": 1}
 
@@ -127,8 +127,8 @@ def test_the_driver_of_a_run_with_workers_never_loads_keras():
     """Checking options, planning and writing the run folder need no Keras: with workers, the
     driver stays ~0.5 GB lighter."""
     driver_work = (
-        "from kaggle_digits.base import plots\n"
-        "from kaggle_digits.engine import budget, progress\n"
+        "from kaggle_digits.reports import plots\n"
+        "from kaggle_digits.training import budget, progress\n"
         "from kaggle_digits.jobs import cv\n"
         "from kaggle_digits.options.config import provenance\n"
         "from kaggle_digits.options.presets import preset_config\n"
@@ -145,7 +145,7 @@ def test_tensorflow_trains_with_onednn_unless_told_not_to():
     import sys
 
     ask = (
-        "import kaggle_digits.engine.training\n"
+        "import kaggle_digits.training.fit\n"
         "from tensorflow.python.util import _pywrap_util_port as port\n"
         "print(port.IsMklEnabled())"
     )
@@ -161,7 +161,7 @@ def test_tensorflow_trains_with_onednn_unless_told_not_to():
 
 
 def test_learning_curves_score_a_spread_of_the_held_out_rows():
-    from kaggle_digits.engine.pairs import CURVE_ROWS, learning_curve_rows
+    from kaggle_digits.training.pairs import CURVE_ROWS, learning_curve_rows
 
     rows = learning_curve_rows(8400, CVConfig())
     assert CURVE_ROWS / 2 < len(rows) <= CURVE_ROWS
@@ -183,7 +183,7 @@ def test_more_local_workers_than_cores_share_them(monkeypatch):
 
 
 def test_a_crowd_of_workers_is_timed_again_as_its_last_round_runs(monkeypatch):
-    from kaggle_digits.engine import pairs
+    from kaggle_digits.training import pairs
 
     monkeypatch.setattr(local_pairs, "cpu_count", lambda: 2)
     busy = []
@@ -208,7 +208,7 @@ def test_a_crowd_of_workers_is_timed_again_as_its_last_round_runs(monkeypatch):
 
 
 def test_a_trials_wait_for_the_other_workers_is_not_timed(small):
-    from kaggle_digits.engine import pairs
+    from kaggle_digits.training import pairs
 
     waits = []
     wait_seconds = 3.0
@@ -242,7 +242,7 @@ def test_workers_sharing_cores_time_their_steps_together_in_both_rounds(small, m
 
 def test_the_pairs_train_in_fresh_workers_after_a_trial(small):
     """A process keeps what a trial's nets held: the pairs start in new worker processes."""
-    from kaggle_digits.jobs.cv_folds import all_pairs
+    from kaggle_digits.jobs.cv_pairs import all_pairs
 
     data = training_data(small)
     config = replace(TINY, members=("mlp",), workers=2)
@@ -261,7 +261,7 @@ def test_the_pairs_train_in_fresh_workers_after_a_trial(small):
 def test_the_pairs_train_in_as_many_workers_as_the_trial_settled(small, monkeypatch):
     """Three workers timed, then made two (the budget found the crowd slow): the pairs train
     in two fresh processes."""
-    from kaggle_digits.jobs.cv_folds import all_pairs
+    from kaggle_digits.jobs.cv_pairs import all_pairs
 
     monkeypatch.setattr(local_pairs, "cpu_count", lambda: 2)
     data = training_data(small)

@@ -8,7 +8,7 @@ from photos import KINDS, photo
 from PIL import Image
 from synthetic import make_digits
 
-from kaggle_digits.jobs.predict import mnist_style
+from kaggle_digits.data.photo import mnist_style
 
 SHAPE = (28, 28, 1)
 
@@ -103,6 +103,6 @@ def test_a_photo_taken_sideways_is_turned_upright_by_its_exif_orientation(tmp_pa
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to view": the pixels are stored sideways
     upright.rotate(90, expand=True).save(path, exif=exif)
-    from kaggle_digits.jobs.predict import read_image
+    from kaggle_digits.data.photo import read_image
 
     assert read_image(path).shape[:2] == np.asarray(upright).shape[:2]

@@ -5,7 +5,7 @@ import pytest
 from helpers import assert_user_error, run_cli
 from PIL import Image
 
-from kaggle_digits.jobs.predict import mnist_style
+from kaggle_digits.data.photo import mnist_style
 
 
 def as_photo(image: np.ndarray, scale: int = 7, offset=(40, 110), size=(360, 300)) -> Image.Image:

@@ -19,13 +19,13 @@ import pytest
 from helpers import TINY, assert_user_error, cv_cli, modules_imported, training_data
 
 from kaggle_digits.base.errors import UserError
-from kaggle_digits.engine.local_pairs import InProcess, LocalWorkers
-from kaggle_digits.engine.pairs import EpochReport, Pair
-from kaggle_digits.engine.progress import Progress
-from kaggle_digits.engine.ray_pairs import RayPairs, pair_resources
 from kaggle_digits.jobs.cv import make_runner
 from kaggle_digits.options.config import CVConfig
 from kaggle_digits.options.presets import preset_config
+from kaggle_digits.training.local_pairs import InProcess, LocalWorkers
+from kaggle_digits.training.pairs import EpochReport, Pair
+from kaggle_digits.training.progress import Progress
+from kaggle_digits.training.ray_pairs import RayPairs, pair_resources
 
 pytest.importorskip("ray")
 
@@ -126,7 +126,7 @@ def test_the_engine_is_the_one_asked_for_and_ray_only_when_asked(monkeypatch):
         make_runner(CVConfig(engine="processes"), "127.0.0.1:6379")
     with pytest.raises(UserError, match="--engine in-process trains one pair at a time"):
         preset_config("quick", engine="in-process", workers=2)
-    monkeypatch.setattr("kaggle_digits.engine.ray_pairs.ray_installed", lambda: False)
+    monkeypatch.setattr("kaggle_digits.training.ray_pairs.ray_installed", lambda: False)
     with pytest.raises(
         Exception, match=r"Ray is not installed: pip install 'kaggle-digits\[ray\]'"
     ):

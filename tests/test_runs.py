@@ -4,7 +4,7 @@ import time
 
 from helpers import run_cli
 
-from kaggle_digits.kaggle.ledger import Ledger
+from kaggle_digits.jobs.ledger import Ledger
 
 
 def test_runs_lists_complete_and_incomplete_runs_newest_first(trained, tmp_path):

@@ -20,7 +20,7 @@ from synthetic import make_digits  # noqa: E402
 
 from kaggle_digits.data.competition import load_competition  # noqa: E402
 from kaggle_digits.data.dataset import load_dataset  # noqa: E402
-from kaggle_digits.faces.explore import Ensemble, least_sure_test_rows  # noqa: E402
+from kaggle_digits.page.explore import Ensemble, least_sure_test_rows  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def site(trained, tmp_path_factory):
     """The trained run and a copy of it (a second run to compare), served."""
     from starlette.testclient import TestClient
 
-    from kaggle_digits.faces.serve import Explorer, create_app
+    from kaggle_digits.page.serve import Explorer, create_app
 
     runs_dir = tmp_path_factory.mktemp("served") / "runs"
     first = shutil.copytree(trained.run_dir, runs_dir / trained.run_dir.name)

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from helpers import assert_user_error, run_cli
 
-from kaggle_digits.kaggle.ledger import LEDGER_COLUMNS
+from kaggle_digits.jobs.ledger import LEDGER_COLUMNS
 
 
 @pytest.fixture
@@ -178,8 +178,8 @@ def test_submissions_shows_ledger_with_remote_scores(kaggle_server, trained, pat
 
 
 def test_submissions_flags_a_large_cv_lb_gap(kaggle_server, trained, paths, tmp_path):
-    from kaggle_digits.kaggle.ledger import Ledger
-    from kaggle_digits.kaggle.submission import ledger_table
+    from kaggle_digits.jobs.ledger import Ledger
+    from kaggle_digits.jobs.submit import ledger_table
 
     ledger = Ledger(tmp_path / "ledger.csv")
     ledger.append({"file": "a.csv", "run_id": "r", "cv_score": "0.99500", "kaggle_ref": 1,

@@ -94,10 +94,9 @@ def test_a_tracked_blend_holds_its_sources_and_weights(small, tmp_path, default_
 def test_without_track_mlflow_is_never_imported():
     untracked = (
         "from pathlib import Path\n"
-        "from kaggle_digits.faces import cli\n"
-        "from kaggle_digits.jobs import blend, cv\n"
-        "from kaggle_digits.kaggle import leaderboard, submission\n"
-        "from kaggle_digits.base.tracking import Tracker\n"
+        "from kaggle_digits.cli import main\n"
+        "from kaggle_digits.jobs import blend, cv, leaderboard, submit\n"
+        "from kaggle_digits.reports.tracking import Tracker\n"
         "tracker = Tracker(False, print)\n"
         "tracker.start(Path('nowhere'), 'x', {'a': 1}); tracker.epoch('s', 1, {'loss': 1.0})\n"
         "tracker.finish(Path('nowhere'), {}); tracker.attach(Path('nowhere'))"
@@ -122,7 +121,7 @@ def test_a_broken_store_is_one_warning_and_the_run_loses_nothing(small, tmp_path
 def test_track_without_mlflow_installed_is_one_line_before_any_training(
     small, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr("kaggle_digits.base.tracking.mlflow_installed", lambda: False)
+    monkeypatch.setattr("kaggle_digits.reports.tracking.mlflow_installed", lambda: False)
     monkeypatch.setenv("KAGGLE_DIGITS_TRACK", "1")  # as --track
     result = cv_cli(small, tmp_path, "--members", "mlp", "--epochs", "1")
     assert_user_error(result, "--track needs MLflow", "pip install 'kaggle-digits[mlflow]'")

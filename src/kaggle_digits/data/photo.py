@@ -18,13 +18,20 @@ it, and the digit may be small and anywhere. The road from photo to ink:
    digit: the connected ink with the most mass, together with nearby pieces (a broken
    stroke, the bar of a 5), not paper texture and specks.
 
-The result is the digit's ink, cropped from the full-resolution photo: what `predict` then
-scales into MNIST's box and centres by centre of mass.
+The result is the digit's ink, cropped from the full-resolution photo, which is then made
+MNIST-like the way MNIST itself was made (ink_to_frame): white ink on black, cropped to the
+ink, scaled to fit a box of 20/28 of the image size keeping the aspect ratio, and placed in
+the frame so that the centre of mass sits at the centre. The file itself is read by
+read_image (EXIF orientation applied, transparency as white paper).
 """
 
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 from skimage import filters, measure, morphology, transform
 
 from kaggle_digits.base.errors import UserError
@@ -161,3 +168,79 @@ def _digit_mask(ink: np.ndarray, source: str) -> np.ndarray:
     if max(bottom - top, right - left) < MIN_DIGIT * max(height, width):
         raise UserError(f"{source}: no digit found (only specks of ink)")
     return keep
+
+
+# --- a photo file read, and its ink made an image of the competition's shape ------------
+
+DIGIT_BOX_FRACTION = 20 / 28  # MNIST scales the digit's longer side to 20 of 28 pixels
+
+
+def read_image(path: Path | BinaryIO, name: str | None = None) -> np.ndarray:
+    """A PNG/JPEG/... file (or an open one, named `name` in messages) as an RGB uint8 array,
+    upright as the phone showed it (EXIF orientation applied), transparent pixels as white
+    paper."""
+    source = str(path) if name is None else name
+    try:
+        with warnings.catch_warnings():
+            # past Pillow's pixel limit it only warns, up to twice it; either is refused here
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+    except FileNotFoundError:
+        raise UserError(f"{source}: no such image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(
+            f"{source}: too large: at most {Image.MAX_IMAGE_PIXELS:,} pixels are read (a phone's "
+            "photo has about 12,000,000); scale it down"
+        ) from None
+    except UnidentifiedImageError:
+        raise UserError(f"{source}: cannot read the image (not an image file)") from None
+    except OSError as error:
+        raise UserError(f"{source}: cannot read the image ({error})") from None
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        background = Image.new("RGBA", image.size, "white")
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return np.asarray(image.convert("RGB"))
+
+
+def mnist_style(
+    photo: np.ndarray, image_shape: tuple[int, int, int], source: str = "image"
+) -> np.ndarray:
+    """A photo or image of a digit (grayscale or RGB, any size, either polarity) -> an
+    MNIST-style uint8 image of the competition's shape (28x28x1 for MNIST)."""
+    return ink_to_frame(find_digit(photo, source).ink, image_shape)
+
+
+def ink_to_frame(ink: np.ndarray, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """A crop of ink (0 paper .. 1) -> scaled into MNIST's box, centred by centre of mass."""
+    frame_height, frame_width, channels = image_shape
+    rows, columns = np.nonzero(ink > 0)
+    ink = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    ink = np.clip(ink / max(float(np.percentile(ink[ink > 0], 90)), 1e-6), 0, 1) * 255
+
+    height, width = ink.shape
+    scale = DIGIT_BOX_FRACTION * min(frame_height, frame_width) / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    digit = np.asarray(
+        Image.fromarray(ink.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
+    )
+    digit = np.clip(digit, 0, 255)
+
+    frame = np.zeros((frame_height, frame_width), dtype=np.float32)
+    centre_row, centre_column = centre_of_mass(digit)
+    top = int(round(frame_height / 2 - centre_row))
+    left = int(round(frame_width / 2 - centre_column))
+    top = min(max(top, 0), frame_height - digit.shape[0])
+    left = min(max(left, 0), frame_width - digit.shape[1])
+    frame[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
+    return np.repeat(np.rint(frame).astype(np.uint8)[..., None], channels, axis=-1)
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    total = image.sum()
+    rows = np.arange(image.shape[0]) + 0.5
+    columns = np.arange(image.shape[1]) + 0.5
+    return float((image.sum(axis=1) * rows).sum() / total), float(
+        (image.sum(axis=0) * columns).sum() / total
+    )

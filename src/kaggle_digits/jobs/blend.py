@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 
-from kaggle_digits.base import plots
 from kaggle_digits.base.errors import UserError
-from kaggle_digits.base.files import process_alive, read_json, save_array, write_json, write_text
-from kaggle_digits.base.tracking import Tracker, run_metrics
+from kaggle_digits.base.files import process_alive
 from kaggle_digits.data.competition import Competition
 from kaggle_digits.data.dataset import load_dataset
-from kaggle_digits.engine.run_folder import find_run, new_run_dir, point_latest_at
+from kaggle_digits.reports import plots
+from kaggle_digits.reports.tracking import Tracker, run_metrics
+from kaggle_digits.store import run_files
+from kaggle_digits.store.run_folder import find_run, new_run_dir, point_latest_at
 
 Log = Callable[[str], None]
 METHODS = ("greedy", "mean")
@@ -51,8 +52,8 @@ def blend_runs(
     dataset = load_dataset(competition, data_root)
     fold_of_row = check_compatible(sources, dataset.fingerprint)
     labels = dataset.train_labels
-    oof = np.stack([np.load(source / "oof_probs.npy") for source in sources])
-    test = np.stack([np.load(source / "test_probs.npy") for source in sources])
+    oof = np.stack([run_files.read_oof_probs(source) for source in sources])
+    test = np.stack([run_files.read_test_probs(source) for source in sources])
 
     choose = greedy_weights if method == "greedy" else mean_weights
     blend_oof = np.zeros_like(oof[0])
@@ -74,9 +75,9 @@ def blend_runs(
     remove_abandoned_blends(Path(runs_dir))
     staging = Path(tempfile.mkdtemp(dir=runs_dir, prefix=f"{STAGING}{os.getpid()}-"))
     try:
-        configs = [read_json(source / "config.json") for source in sources]
-        write_json(
-            staging / "config.json",
+        configs = [run_files.read_settled(source) for source in sources]
+        run_files.write_settled(
+            staging,
             {
                 "preset": "blend",
                 "competition": competition.slug,
@@ -89,18 +90,21 @@ def blend_runs(
                 "data_fingerprint": dataset.fingerprint,
             },
         )
-        save_array(staging / "folds.npy", fold_of_row)
-        save_array(staging / "oof_probs.npy", blend_oof.astype(np.float32))
-        save_array(staging / "test_probs.npy", blend_test.astype(np.float32))
+        run_files.save_folds(staging, fold_of_row)
+        run_files.save_probs(staging, blend_oof.astype(np.float32), blend_test.astype(np.float32))
         metrics = blend_metrics(blend_oof, labels, fold_of_row, competition, source_scores, sources)
         predictions = blend_oof.argmax(1)
         plots.confusion_matrix_figure(
             confusion_matrix(labels, predictions, labels=range(competition.num_classes)),
             competition.classes,
-            staging / "confusion_matrix.png",
+            run_files.figure_path(staging, "confusion_matrix"),
         )
         plots.confident_mistakes(
-            dataset.train_images, labels, blend_oof, competition.classes, staging / "mistakes.png"
+            dataset.train_images,
+            labels,
+            blend_oof,
+            competition.classes,
+            run_files.figure_path(staging, "mistakes"),
         )
         summary = (
             f"blend ({method}) of {len(sources)} runs: OOF accuracy {metrics['oof_accuracy']:.5f} "
@@ -108,8 +112,8 @@ def blend_runs(
             f"{metrics['fold_accuracy_mean']:.5f} ± {metrics['fold_accuracy_std']:.5f}   "
             f"log loss {metrics['oof_log_loss']:.4f}"
         )
-        write_text(staging / "summary.txt", summary + "\n")
-        write_json(staging / "metrics.json", metrics)
+        run_files.write_summary(staging, summary)
+        run_files.write_metrics(staging, metrics)
         run_dir = new_run_dir(Path(runs_dir), "blend")
         os.replace(staging, run_dir)  # onto the empty folder just made for its name
     finally:
@@ -142,13 +146,13 @@ def blend_params(method: str, sources: list[Path], weights: np.ndarray) -> dict:
 def check_compatible(sources: list[Path], fingerprint: str) -> np.ndarray:
     """The shared fold of every row; one clear error naming the run that differs."""
     first = sources[0]
-    first_config = read_json(first / "config.json")
-    folds = np.load(first / "folds.npy")
+    first_config = run_files.read_settled(first)
+    folds = run_files.read_folds(first)
     for source in sources:
-        config = read_json(source / "config.json")
+        config = run_files.read_settled(source)
         if config.get("data_fingerprint") != fingerprint:
             raise UserError(f"{source.name}: made on other training data than the data folder's")
-        if not np.array_equal(np.load(source / "folds.npy"), folds):
+        if not np.array_equal(run_files.read_folds(source), folds):
             raise UserError(
                 f"{source.name}: its folds differ from {first.name}'s (--seed "
                 f"{config.get('seed')} --folds {config.get('folds')} vs --seed "
@@ -195,7 +199,7 @@ def blend_metrics(
         float(accuracy_score(labels[fold_of_row == fold], predictions[fold_of_row == fold]))
         for fold in np.unique(fold_of_row)
     ]
-    source_metrics = [read_json(source / "metrics.json") for source in sources]
+    source_metrics = [run_files.read_metrics(source) for source in sources]
     return {
         "oof_accuracy": float(accuracy_score(labels, predictions)),
         "oof_log_loss": float(log_loss(labels, oof, labels=range(competition.num_classes))),

@@ -1,8 +1,8 @@
 """Stratified k-fold cross-validation of a CNN ensemble, top to bottom: the run started
 (options checked, the run folder made or resumed, the rows split into folds, the trials
-before a run for --budget and --precision auto, the engine chosen), then the fold loop and
-the finish, which are cv_folds.py's. The run folder's layout is run_folder.py's; the
-trials are trials.py's.
+before a run for --budget and --precision auto, the engine chosen), then the pairs and the
+finish, which are cv_pairs.py's. The run folder's files are the store's; the trials are
+trials.py's.
 """
 
 import contextlib
@@ -16,26 +16,24 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from kaggle_digits.base.errors import UserError
-from kaggle_digits.base.files import read_json, save_array, write_json
-from kaggle_digits.base.tracking import Tracker, flat_params, run_metrics
 from kaggle_digits.data.competition import Competition, Priors
 from kaggle_digits.data.dataset import Dataset, load_dataset
-from kaggle_digits.engine.local_pairs import InProcess, LocalWorkers
-from kaggle_digits.engine.pairs import Runner, TrainingData
-from kaggle_digits.engine.run_folder import (
-    REQUEST,
-    RUN_COMPLETE,
-    SETTLED,
-    new_run_dir,
-    remove_temporary_files,
-    resume_config,
-    writing,
-)
-from kaggle_digits.engine.trials import choose_precision, fit_budget
-from kaggle_digits.jobs.cv_folds import CVResult, finish_run, train_pairs
+from kaggle_digits.jobs.cv_pairs import CVResult, finish_run, train_pairs
 from kaggle_digits.machine.backend import accelerator_count, auto_workers, cpu_count
 from kaggle_digits.options.config import CVConfig, execution_of, provenance, validate
 from kaggle_digits.options.presets import settled
+from kaggle_digits.reports.tracking import Tracker, flat_params, run_metrics
+from kaggle_digits.store import run_files
+from kaggle_digits.store.run_folder import (
+    new_run_dir,
+    remove_temporary_files,
+    resume_config,
+    uncomplete,
+    writing,
+)
+from kaggle_digits.training.local_pairs import InProcess, LocalWorkers
+from kaggle_digits.training.pairs import Runner, TrainingData
+from kaggle_digits.training.trials import choose_precision, fit_budget
 
 Log = Callable[[str], None]
 
@@ -60,15 +58,13 @@ def run_cv(
     log: Log = print,
     status: Log | None = None,
     ray_address: str | None = None,
-    keep_folds: bool = False,
     track: bool = False,
 ) -> CVResult:
     """Train every (fold, member) pair not yet finished, then score and save the ensemble.
 
     `log` gets a line per event; `status`, if given, a transient line (for a terminal) with
     the progress of each running epoch. `ray_address`: train the pairs on that Ray cluster
-    (make_runner).
-    `keep_folds`: the folds were chosen by the user, and a short budget may not change them.
+    (make_runner). Folds given as an option (config.chosen_by) a short budget keeps.
     `track`: log the run to MLflow (tracking.py)."""
     started = time.perf_counter()
     tracker = Tracker(track, log)
@@ -76,26 +72,26 @@ def run_cv(
     if resume is None:
         validate(config)
         check_fits_the_data(config, dataset.train_labels, ray_address)
-        run_dir = start_run(Path(runs_dir), config, competition, dataset, keep_folds)
+        run_dir = start_run(Path(runs_dir), config, competition, dataset)
         settled = False
     else:
         run_dir = Path(resume)
         config, settled = resume_config(run_dir, dataset, execution_of(config))
     with writing(run_dir), removed_if_refused(run_dir, new=resume is None):
         remove_temporary_files(run_dir)  # what a killed run was writing
-        (run_dir / RUN_COMPLETE).unlink(missing_ok=True)  # a damaged run is being mended
+        uncomplete(run_dir)  # a damaged run is being mended
         with make_runner(config, ray_address) as runner:
             config = replace(config, workers=runner.workers)
             trial = {}
             if settled:
-                fold_of_row = np.load(run_dir / "folds.npy")
+                fold_of_row = run_files.read_folds(run_dir)
             else:
                 config, trial, fold_of_row = settle_options(
                     run_dir, config, dataset, competition, runner, started, log
                 )
             data = training_data(dataset, competition, fold_of_row)
             log_start(run_dir, config, runner, log)
-            tracker.start(run_dir, competition.slug, flat_params(read_json(run_dir / SETTLED)))
+            tracker.start(run_dir, competition.slug, flat_params(run_files.read_settled(run_dir)))
             plan = trial.get("budget_plan", {})
             train_pairs(
                 run_dir,
@@ -113,9 +109,7 @@ def run_cv(
     return result
 
 
-def start_run(
-    runs_dir: Path, config: CVConfig, competition: Competition, dataset: Dataset, keep_folds: bool
-) -> Path:
+def start_run(runs_dir: Path, config: CVConfig, competition: Competition, dataset: Dataset) -> Path:
     """A new run's folder, with the options as asked (request.json): a run killed before its
     trials settle them resumes from there."""
     run_dir = new_run_dir(runs_dir, config.preset)
@@ -123,10 +117,9 @@ def start_run(
         **config.to_dict(),
         "competition": competition.slug,
         "data_fingerprint": dataset.fingerprint,
-        "keep_folds": keep_folds,
     }
     with removed_if_refused(run_dir, new=True):
-        write_json(run_dir / REQUEST, request)
+        run_files.write_request(run_dir, request)
     return run_dir
 
 
@@ -138,7 +131,7 @@ def removed_if_refused(run_dir: Path, new: bool) -> Iterator[None]:
     try:
         yield
     except UserError:
-        if new and not (run_dir / SETTLED).exists():
+        if new and not run_files.has_settled(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
@@ -154,13 +147,12 @@ def settle_options(
 ) -> tuple[CVConfig, dict, np.ndarray]:
     """Run the trials the options ask for (trials.py), then save the options they settle
     (config.json, after folds.npy); with what the trials measured, and the folds."""
-    keep_folds = read_json(run_dir / REQUEST).get("keep_folds", False)
     fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
     data = training_data(dataset, competition, fold_of_row)
-    config, trial = run_trials(config, data, runner, started, log, keep_folds, competition.priors)
+    config, trial = run_trials(config, data, runner, started, log, competition.priors)
     if config.folds != fold_of_row.max() + 1:  # a short budget took fewer
         fold_of_row = fold_assignment(dataset.train_labels, config.folds, config.seed)
-    save_array(run_dir / "folds.npy", fold_of_row)
+    run_files.save_folds(run_dir, fold_of_row)
     saved = {
         **config.to_dict(),
         "competition": competition.slug,
@@ -168,7 +160,7 @@ def settle_options(
         **provenance(dataset.fingerprint),
         **trial,
     }
-    write_json(run_dir / SETTLED, saved)
+    run_files.write_settled(run_dir, saved)
     return config, trial, fold_of_row
 
 
@@ -207,7 +199,6 @@ def run_trials(
     runner: Runner,
     started: float,
     log: Log,
-    keep_folds: bool,
     priors: Priors | None = None,
 ) -> tuple[CVConfig, dict]:
     """The trials a new run needs before its pairs: a budget's (which settles an "auto"
@@ -216,7 +207,7 @@ def run_trials(
     what they measured for config.json."""
     asked, trial = config, {}
     if config.budget_minutes:
-        config, plan = fit_budget(config, data, runner, started, log, keep_folds, priors)
+        config, plan = fit_budget(config, data, runner, started, log, priors)
         trial = {"budget_plan": plan}
     elif config.precision == "auto":
         config, _, epoch_times = choose_precision(config, data, runner, log)
@@ -251,7 +242,7 @@ def make_runner(config: CVConfig, ray_address: str | None = None) -> Runner:
     if ray_address is not None and config.engine not in ("auto", "ray"):
         raise UserError(f"--ray trains the pairs as Ray tasks: drop --engine {config.engine}")
     if config.engine == "ray" or ray_address is not None:
-        from kaggle_digits.engine.ray_pairs import RayPairs  # Ray only when asked for
+        from kaggle_digits.training.ray_pairs import RayPairs  # Ray only when asked for
 
         return RayPairs(config.workers, ray_address, pairs)
     if config.engine == "in-process" or (config.engine == "auto" and config.workers == 1):

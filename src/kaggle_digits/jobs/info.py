@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kaggle_digits.base import plots
 from kaggle_digits.data.competition import Competition
 from kaggle_digits.data.dataset import Dataset
+from kaggle_digits.reports import plots
 
 
 def describe_dataset(dataset: Dataset, competition: Competition) -> str:

@@ -1,30 +1,23 @@
 """`kaggle-digits predict`: the run's ensemble on your own images or on a test-format CSV.
 
-A photo's digit is found as a person would find it (`photo.find_digit`: paper brightness
-estimated locally, ruled lines ignored, the main connected ink kept), then made MNIST-like
-the way MNIST itself was made: white ink on black, cropped to the ink, scaled to fit a box
-of 20/28 of the competition's image size keeping the aspect ratio, and placed in the frame
-so that the centre of mass sits at the centre.
+A photo is read, its digit found and made MNIST-like by data/photo.py (the road is told
+there); the run's members come from the store (store/members.py).
 """
 
 import contextlib
 import logging
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from kaggle_digits.base.errors import UserError
-from kaggle_digits.base.files import read_json
 from kaggle_digits.data.competition import Competition
-from kaggle_digits.data.photo import find_digit
-from kaggle_digits.options.config import CVConfig
+from kaggle_digits.data.photo import find_digit, ink_to_frame, read_image
+from kaggle_digits.store.members import load_model, trained_runs
 
-DIGIT_BOX_FRACTION = 20 / 28  # MNIST scales the digit's longer side to 20 of 28 pixels
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 THUMBNAIL_SIDE = 256  # of the photo kept for the --show figure
 
@@ -56,77 +49,6 @@ def image_paths(paths: list[Path]) -> list[Path]:
     return found
 
 
-def read_image(path: Path | BinaryIO, name: str | None = None) -> np.ndarray:
-    """A PNG/JPEG/... file (or an open one, named `name` in messages) as an RGB uint8 array,
-    upright as the phone showed it (EXIF orientation applied), transparent pixels as white
-    paper."""
-    source = str(path) if name is None else name
-    try:
-        with warnings.catch_warnings():
-            # past Pillow's pixel limit it only warns, up to twice it; either is refused here
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.load()
-    except FileNotFoundError:
-        raise UserError(f"{source}: no such image") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(
-            f"{source}: too large: at most {Image.MAX_IMAGE_PIXELS:,} pixels are read (a phone's "
-            "photo has about 12,000,000); scale it down"
-        ) from None
-    except UnidentifiedImageError:
-        raise UserError(f"{source}: cannot read the image (not an image file)") from None
-    except OSError as error:
-        raise UserError(f"{source}: cannot read the image ({error})") from None
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        background = Image.new("RGBA", image.size, "white")
-        image = Image.alpha_composite(background, image.convert("RGBA"))
-    return np.asarray(image.convert("RGB"))
-
-
-def mnist_style(
-    photo: np.ndarray, image_shape: tuple[int, int, int], source: str = "image"
-) -> np.ndarray:
-    """A photo or image of a digit (grayscale or RGB, any size, either polarity) -> an
-    MNIST-style uint8 image of the competition's shape (28x28x1 for MNIST)."""
-    return ink_to_frame(find_digit(photo, source).ink, image_shape)
-
-
-def ink_to_frame(ink: np.ndarray, image_shape: tuple[int, int, int]) -> np.ndarray:
-    """A crop of ink (0 paper .. 1) -> scaled into MNIST's box, centred by centre of mass."""
-    frame_height, frame_width, channels = image_shape
-    rows, columns = np.nonzero(ink > 0)
-    ink = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
-    ink = np.clip(ink / max(float(np.percentile(ink[ink > 0], 90)), 1e-6), 0, 1) * 255
-
-    height, width = ink.shape
-    scale = DIGIT_BOX_FRACTION * min(frame_height, frame_width) / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    digit = np.asarray(
-        Image.fromarray(ink.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
-    )
-    digit = np.clip(digit, 0, 255)
-
-    frame = np.zeros((frame_height, frame_width), dtype=np.float32)
-    centre_row, centre_column = _centre_of_mass(digit)
-    top = int(round(frame_height / 2 - centre_row))
-    left = int(round(frame_width / 2 - centre_column))
-    top = min(max(top, 0), frame_height - digit.shape[0])
-    left = min(max(left, 0), frame_width - digit.shape[1])
-    frame[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
-    return np.repeat(np.rint(frame).astype(np.uint8)[..., None], channels, axis=-1)
-
-
-def _centre_of_mass(image: np.ndarray) -> tuple[float, float]:
-    total = image.sum()
-    rows = np.arange(image.shape[0]) + 0.5
-    columns = np.arange(image.shape[1]) + 0.5
-    return float((image.sum(axis=1) * rows).sum() / total), float(
-        (image.sum(axis=0) * columns).sum() / total
-    )
-
-
 @contextlib.contextmanager
 def framework_warnings_hidden() -> Iterator[None]:
     """Keras/TensorFlow warn about retracing when many saved models predict a few images
@@ -143,43 +65,17 @@ def framework_warnings_hidden() -> Iterator[None]:
 def ensemble_probs(run_dir: Path, images: np.ndarray) -> np.ndarray:
     """The mean probabilities of every (fold, member) model saved in a run (for a blend, the
     weighted sum of its source runs')."""
+    from kaggle_digits.training.fit import predict_probs
 
-    from kaggle_digits.engine.run_folder import pair_dir
-    from kaggle_digits.engine.training import predict_probs
-    from kaggle_digits.models import layers  # noqa: F401  (registers the custom layers)
-
-    saved = read_json(run_dir / "config.json")
-    if "sources" in saved:  # a blend: its source runs' ensembles, weighted
-        return sum(
-            weight * ensemble_probs(run_dir.parent / source, images)
-            for source, weight in zip(saved["sources"], saved["weights"], strict=True)
-            if weight > 0
-        )
-    config = CVConfig.from_dict(saved)
-    total = None
+    total = 0
     with framework_warnings_hidden():
-        for fold in range(config.folds):
-            for member, architecture in enumerate(config.members):
-                model = load_model(pair_dir(run_dir, fold, member, architecture) / "model.keras")
-                probs = predict_probs(model, images, config)
-                total = probs if total is None else total + probs
-    return total / (config.folds * len(config.members))
-
-
-def load_model(path: Path):
-    """A saved pair model, on whichever Keras backend this process runs (a .keras file holds
-    no backend's code, so a model trained on one loads on any), or one line saying why not."""
-    import keras
-
-    try:
-        return keras.saving.load_model(path)
-    except FileNotFoundError:
-        raise UserError(f"{path}: the model file is missing") from None
-    except Exception as error:  # Keras raises ValueError, OSError, zipfile errors, ...
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(
-            f"{path}: cannot load the model with the {keras.backend.backend()} backend ({reason})"
-        ) from None
+        for run in trained_runs(run_dir):
+            run_total = None
+            for pair in run.pairs:
+                probs = predict_probs(load_model(run.model_path(*pair)), images, run.config)
+                run_total = probs if run_total is None else run_total + probs
+            total = total + run.weight * (run_total / len(run.pairs))
+    return total
 
 
 def prepare_photo(path: Path, image_shape: tuple[int, int, int]) -> Prediction:
@@ -227,7 +123,7 @@ def predict(
 ) -> list[Prediction]:
     """Predictions of a run's ensemble (the newest complete one unless named) for image
     files, or for every row of a test-format CSV."""
-    from kaggle_digits.engine.run_folder import find_run
+    from kaggle_digits.store.run_folder import find_run
 
     if not images and csv is None:
         raise UserError("give IMAGE files or --csv FILE")
@@ -244,7 +140,7 @@ def describe(prediction: Prediction, classes: tuple[int, ...]) -> str:
 
 
 def save_figure(predictions: list[Prediction], classes: tuple[int, ...], path: Path) -> Path:
-    from kaggle_digits.base import plots
+    from kaggle_digits.reports import plots
 
     return plots.predictions_figure(
         [p.photo for p in predictions],

@@ -1,5 +1,5 @@
 """The nets: the custom layers saved inside a model (layers.py) and the architectures by
 name (architectures.py).
 
-Imports from: base, machine, data.
+Imports from: base, machine, data, kaggle_api.
 """

@@ -2,5 +2,5 @@
 depends on (config.py); the presets and the competition's priors made one config
 (presets.py).
 
-Imports from: base, machine, data, models.
+Imports from: base, machine, data, kaggle_api, models.
 """

@@ -103,6 +103,11 @@ class CVConfig:
         """Whether anything is chosen on a fold's own held-out rows."""
         return self.early_stopping > 0
 
+    def given_as_option(self, name: str) -> bool:
+        """Whether the field `name` was given as an option (so chosen_by says), which the
+        trials and the budget then keep."""
+        return self.chosen_by.get(name) == "option"
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
