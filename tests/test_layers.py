@@ -117,3 +117,26 @@ def test_the_tree_in_the_developers_guide_shows_the_layers_in_order():
     tree = guide[guide.index("src/kaggle_digits/") :].split("```")[0]
     drawn = re.findall(r"^  (\w+)/ +\S", tree, flags=re.M)
     assert drawn == [folder for folder, _ in reversed(FOLDERS)]
+
+
+def test_git_ignores_no_file_of_the_package():
+    """A folder named like a generated one (reports/, data/) must still be committed: a
+    clean clone lacks whatever .gitignore catches."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    root = PACKAGE.parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    files = [str(path.relative_to(root)) for path in PACKAGE.rglob("*") if path.is_file()]
+    files = [name for name in files if "__pycache__" not in name]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--stdin"],
+        cwd=root,
+        input="\n".join(files),
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert ignored == []

@@ -182,7 +182,7 @@ def take_earlier_pairs(request: dict, inputs: Path, run_dir: Path) -> None:
     found = [
         folder
         for folder in folders_under(inputs)
-        if run_files.request_of(folder) == request["request"]
+        if run_files.holds_request(folder, request["request"])
     ]
     if not found:
         raise UserError(

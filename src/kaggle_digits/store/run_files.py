@@ -67,9 +67,13 @@ def has_request(run_dir: Path) -> bool:
     return (Path(run_dir) / REQUEST).is_file()
 
 
-def request_of(run_dir: Path) -> dict:
-    """The options as asked; {} where they are missing or cannot be read."""
-    return read_object(Path(run_dir) / REQUEST)
+def holds_request(run_dir: Path, request: dict) -> bool:
+    """Whether the folder's options as asked are exactly `request` (False where there are
+    none, or they cannot be read)."""
+    try:
+        return json.loads((Path(run_dir) / REQUEST).read_text()) == request
+    except (OSError, ValueError):
+        return False
 
 
 def has_settled(run_dir: Path) -> bool:

@@ -1,5 +1,5 @@
 """A run folder's layout, and finding runs: what `cv` writes and resumes, and what `blend`,
-`predict`, `submit` and `runs` read.
+`predict`, `submit` and `runs` read. Each file is named, read and written in run_files.py.
 
 runs/<slug>/<timestamp>-<preset>/
   request.json         the options as asked, written first: a run killed in its trials resumes
@@ -10,13 +10,15 @@ runs/<slug>/<timestamp>-<preset>/
   fold<k>/member<m>-<architecture>/
       model.keras, holdout_probs.npy, test_probs.npy, history.json,
       result.json      written last: the pair is finished when it exists and the pair's
-                       files are whole (pair_damage checks their sizes and shapes)
-  oof_probs.npy, test_probs.npy, plots, summary.txt
+                       files are whole (damage.pair_damage checks their sizes and shapes)
+  oof_probs.npy, test_probs.npy, the figures, summary.txt
   metrics.json         written last: the run is complete when, and only when, it exists
+  mlflow.json          a tracked run's MLflow run (`--track`)
+  kernel.json, kernel.log, kernel_environment.json    a run trained on Kaggle
 runs/<slug>/latest     the newest complete run (a symlink)
 
-A complete run whose files are not whole is damaged (run_damage): `runs` says so, `submit`,
-`blend` and `predict` refuse it, and `cv --resume` mends it.
+A complete run whose files are not whole is damaged (damage.run_damage): `runs` says so,
+`submit`, `blend` and `predict` refuse it, and `cv --resume` mends it.
 """
 
 import contextlib
