@@ -40,7 +40,6 @@ PAIR_TEST_PROBS = "test_probs.npy"
 HISTORY = "history.json"
 PAIR_FINISHED = "result.json"  # written last
 RUN_ARRAYS = (FOLDS, OOF_PROBS, TEST_PROBS)
-PAIR_ARRAYS = (HOLDOUT_PROBS, PAIR_TEST_PROBS)
 
 
 def read_object(path: Path) -> dict:
@@ -78,10 +77,6 @@ def holds_request(run_dir: Path, request: dict) -> bool:
 
 def has_settled(run_dir: Path) -> bool:
     return (Path(run_dir) / SETTLED).is_file()
-
-
-def settled_path(run_dir: Path) -> Path:
-    return Path(run_dir) / SETTLED
 
 
 def read_settled(run_dir: Path) -> dict:
