@@ -45,8 +45,7 @@ def pair_seed(config: CVConfig, fold: int, member: int) -> int:
 def all_pairs(config: CVConfig) -> list[Pair]:
     return [
         Pair(fold, member, architecture, pair_seed(config, fold, member))
-        for fold in range(config.folds)
-        for member, architecture in enumerate(config.members)
+        for fold, member, architecture in config.pair_names
     ]
 
 

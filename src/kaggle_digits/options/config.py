@@ -103,6 +103,15 @@ class CVConfig:
         """Whether anything is chosen on a fold's own held-out rows."""
         return self.early_stopping > 0
 
+    @property
+    def pair_names(self) -> list[tuple[int, int, str]]:
+        """(fold, member, architecture) of each of the run's pairs, fold by fold."""
+        return [
+            (fold, member, architecture)
+            for fold in range(self.folds)
+            for member, architecture in enumerate(self.members)
+        ]
+
     def given_as_option(self, name: str) -> bool:
         """Whether the field `name` was given as an option (so chosen_by says), which the
         trials and the budget then keep."""

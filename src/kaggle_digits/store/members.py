@@ -22,11 +22,7 @@ class TrainedRun:
     @property
     def pairs(self) -> list[tuple[int, int, str]]:
         """(fold, member, architecture) of each model, fold by fold."""
-        return [
-            (fold, member, architecture)
-            for fold in range(self.config.folds)
-            for member, architecture in enumerate(self.config.members)
-        ]
+        return self.config.pair_names
 
     def model_path(self, fold: int, member: int, architecture: str) -> Path:
         return model_path(pair_dir(self.run_dir, fold, member, architecture))
