@@ -17,7 +17,10 @@ run's worker processes train:
 A member is comma-separated `key=value`: arch, preset (default: default), weight (1),
 member (its index, which sets its seed; default: its place), and any cv option's field
 (epochs, batch_size, select_hard, tta, tta_views, precision, ...) or the recipe's
-(learning_rate, warmup_fraction).
+(learning_rate, warmup_fraction). A forked tail (training.forked): fork_at=EPOCH and
+branches=K, each branch a member of the report:
+
+    ... --member arch=strided-cnn,preset=gpu,epochs=54,select_hard=2,fork_at=36,branches=3
 """
 
 import argparse
@@ -38,8 +41,11 @@ from kaggle_digits.models import architectures
 from kaggle_digits.models.layers import FusedBatchNormalization
 from kaggle_digits.options.config import OPTIONS_BY_FIELD, CVConfig
 from kaggle_digits.options.presets import preset_config
-from kaggle_digits.training import fit
-from kaggle_digits.training.pairs import EpochReport, Pair, fit_pair
+from kaggle_digits.training import feeding, fit, hard_rows
+from kaggle_digits.training.callbacks import EpochReporter
+from kaggle_digits.training.fit import predict_probs
+from kaggle_digits.training.forked import forked_branches
+from kaggle_digits.training.pairs import EpochReport, Pair, fit_pair, learning_curve_rows
 
 
 def parse_member(text: str, place: int) -> dict:
@@ -50,6 +56,9 @@ def parse_member(text: str, place: int) -> dict:
         "weight": float(fields.pop("weight", 1)),
         "member": int(fields.pop("member", place)),
     }
+    if "fork_at" in fields:
+        member["fork_at"] = int(fields.pop("fork_at"))
+        member["branches"] = int(fields.pop("branches", 2))
     member["options"] = {key: option_value(key, value) for key, value in fields.items()}
     return member
 
@@ -66,19 +75,52 @@ def option_value(field: str, text: str):
 
 
 def rescoring_every(epochs: int) -> type:
-    """fit.HardRows, scoring the rows only every `epochs` epochs: each epoch still draws
+    """hard_rows.HardRows, scoring the rows only every `epochs` epochs: each epoch still draws
     its own rows, from the losses of the latest scoring."""
 
-    class StaleHardRows(fit.HardRows):
+    class StaleHardRows(hard_rows.HardRows):
         def hardest_rows(self) -> np.ndarray:
             self.ended_epochs = getattr(self, "ended_epochs", 0) + 1
             if (self.ended_epochs - 1) % epochs == 0:
-                probs = fit.predict_batches(self.net, self.images)
+                probs = feeding.predict_batches(self.net, self.images)
                 true_probs = probs[np.arange(len(self.labels)), self.labels]
                 self.losses = -np.log(np.maximum(true_probs, 1e-12))
-            return fit.keep_hardest(self.losses, self.power, self.draws)
+            return hard_rows.keep_hardest(self.losses, self.power, self.draws)
 
     return StaleHardRows
+
+
+def trained_nets(data, config, pair: Pair, member: dict):
+    """(name, held-out probabilities, seconds, each epoch's seconds) of each net the member
+    trains: one, as `cv` trains a pair; with fork_at and branches, each branch of a forked
+    tail (training.forked), its seconds counting the trunk's in the first branch's."""
+    started = time.perf_counter()
+    epoch_seconds = []
+    if "fork_at" not in member:
+        output = fit_pair(data, config, pair, report=epoch_timer(epoch_seconds))
+        yield "", output.holdout_probs, time.perf_counter() - started, epoch_seconds
+        return
+    train_rows, holdout_rows = data.fold_of_row != pair.fold, data.fold_of_row == pair.fold
+    holdout_images = data.train_images[holdout_rows]
+    curve_rows = learning_curve_rows(len(holdout_images), config)
+    timer = epoch_timer(epoch_seconds)
+    reporter = EpochReporter(lambda *epoch: timer(EpochReport(pair, *epoch)))
+    branches = forked_branches(
+        pair.architecture,
+        data.train_images[train_rows],
+        data.train_labels[train_rows],
+        config,
+        data.num_classes,
+        pair.seed,
+        member["fork_at"],
+        member["branches"],
+        holdout=(holdout_images[curve_rows], data.train_labels[holdout_rows][curve_rows]),
+        callbacks=[reporter],
+    )
+    for branch, (model, _) in enumerate(branches):
+        probs = predict_probs(model, holdout_images, config)
+        yield f"#branch{branch}", probs, time.perf_counter() - started, list(epoch_seconds)
+        started, epoch_seconds[:] = time.perf_counter(), []
 
 
 def epoch_timer(seconds: list[float]):
@@ -143,28 +185,25 @@ def main() -> None:
         config = dataclasses.replace(config, folds=args.folds)
         seed = pair_seed(config, args.fold, member["member"])
         pair = Pair(args.fold, member["member"], member["arch"], seed)
-        started = time.perf_counter()
-        epoch_seconds = []
-        output = fit_pair(data, config, pair, report=epoch_timer(epoch_seconds))
-        seconds = time.perf_counter() - started
-        weighted = weighted + member["weight"] * output.holdout_probs
-        total_weight += member["weight"]
-        members.append(
-            {
-                "spec": text,
-                "seconds": round(seconds),
-                "epochs": config.epochs,
-                "epoch_seconds": round(float(np.median(epoch_seconds)), 1),
-                "train_seconds": round(sum(epoch_seconds)),
-                **scores(labels, output.holdout_probs),
-                "probs": output.holdout_probs,
-            }
-        )
-        print(
-            f"{args.name} fold {args.fold} {text}: {members[-1]['accuracy']:.5f} "
-            f"{members[-1]['log_loss']:.4f} in {seconds / 60:.1f} min",
-            flush=True,
-        )
+        for name, holdout_probs, seconds, epoch_seconds in trained_nets(data, config, pair, member):
+            weighted = weighted + member["weight"] * holdout_probs
+            total_weight += member["weight"]
+            members.append(
+                {
+                    "spec": text + name,
+                    "seconds": round(seconds),
+                    "epochs": config.epochs,
+                    "epoch_seconds": round(float(np.median(epoch_seconds)), 1),
+                    "train_seconds": round(sum(epoch_seconds)),
+                    **scores(labels, holdout_probs),
+                    "probs": holdout_probs,
+                }
+            )
+            print(
+                f"{args.name} fold {args.fold} {text}{name}: {members[-1]['accuracy']:.5f} "
+                f"{members[-1]['log_loss']:.4f} in {seconds / 60:.1f} min",
+                flush=True,
+            )
 
     ensemble = weighted / total_weight
     args.out.mkdir(parents=True, exist_ok=True)

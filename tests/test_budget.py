@@ -15,6 +15,7 @@ from kaggle_digits.training.budget import (
     MAX_NETS_PER_FOLD,
     SAFETY,
     Rows,
+    Setting,
     crowded_speed,
     passes,
     plan_budget,
@@ -68,12 +69,14 @@ def test_the_plan_uses_the_crowd_speed_the_trial_measured():
     assert crowded_speed(list(measured.values()), 3, 2) == pytest.approx(0.8)
     assert crowded_speed(list(TIMINGS.values()), 3, 2) == pytest.approx(2 / 3)
     assert crowded_speed(list(measured.values()), 2, 2) == 1
-    even = plan_budget(CONFIG, TIMINGS, ROWS, 3, 60 * 60, cores=2)
-    slower_last_round = plan_budget(CONFIG, measured, ROWS, 3, 60 * 60, cores=2)
+    even = plan_budget(CONFIG, Setting(TIMINGS, ROWS, 3, 2), 60 * 60)
+    slower_last_round = plan_budget(CONFIG, Setting(measured, ROWS, 3, 2), 60 * 60)
     assert slower_last_round.epochs < even.epochs
     assert slower_last_round.crowded_speed == pytest.approx(0.8)
     # an even share would have promised the same epochs sooner than they can end
-    promised = run_seconds(CONFIG, CONFIG.members, slower_last_round.epochs, TIMINGS, ROWS, 3, 2)
+    promised = run_seconds(
+        CONFIG, CONFIG.members, slower_last_round.epochs, Setting(TIMINGS, ROWS, 3, 2)
+    )
     assert promised < slower_last_round.estimated_seconds <= 60 * 60 * SAFETY
 
 
@@ -91,24 +94,28 @@ def test_a_third_worker_on_two_cores_buys_more_epochs_for_five_folds():
         name: StepTiming(name, t.step_seconds * 1.5, t.predict_seconds * 1.5, t.startup_seconds)
         for name, t in TIMINGS.items()
     }
-    two = plan_budget(CONFIG, TIMINGS, ROWS, 2, 60 * 60)
-    three = plan_budget(CONFIG, shared, ROWS, 3, 60 * 60, cores=2)
+    two = plan_budget(CONFIG, Setting(TIMINGS, ROWS, 2), 60 * 60)
+    three = plan_budget(CONFIG, Setting(shared, ROWS, 3, 2), 60 * 60)
     assert three.epochs > two.epochs
     assert three.estimated_seconds <= 60 * 60
 
 
 def test_a_smaller_budget_plans_fewer_epochs_and_each_plan_fits():
-    plans = [plan_budget(CONFIG, TIMINGS, ROWS, 2, minutes * 60) for minutes in (10, 30, 60)]
+    plans = [
+        plan_budget(CONFIG, Setting(TIMINGS, ROWS, 2), minutes * 60) for minutes in (10, 30, 60)
+    ]
     epochs = [plan.epochs for plan in plans]
     assert epochs == sorted(epochs) and epochs[0] < epochs[-1]
     for plan, minutes in zip(plans, (10, 30, 60), strict=True):
         assert plan.estimated_seconds <= minutes * 60
-        a_tenth_more = run_seconds(CONFIG, plan.members, plan.epochs + 0.1, TIMINGS, ROWS, 2)
+        a_tenth_more = run_seconds(
+            CONFIG, plan.members, plan.epochs + 0.1, Setting(TIMINGS, ROWS, 2)
+        )
         assert a_tenth_more > SAFETY * minutes * 60  # nothing left on the table
 
 
 def test_plans_choose_tenths_of_an_epoch():
-    plan = plan_budget(CONFIG, TIMINGS, ROWS, 2, 26 * 60)
+    plan = plan_budget(CONFIG, Setting(TIMINGS, ROWS, 2), 26 * 60)
     assert plan.epochs == round(plan.epochs, 1) and plan.epochs != int(plan.epochs)
     assert replace(CONFIG, epochs=plan.epochs).whole_epochs == int(plan.epochs) + 1
 
@@ -124,30 +131,31 @@ def test_choosing_hard_rows_is_timed_and_the_limits_count_full_passes():
     choosing = (11 * ROWS.train + 8 * curves) * timing.predict_seconds
     assert thirds - plain == pytest.approx(choosing + 4 * timing.step_seconds)
     assert passes(hard, 18) == 6 and passes(CONFIG, 18) == 18
-    assert plan_budget(hard, TIMINGS, ROWS, 2, 1e9).epochs == MAX_EPOCHS * 3
-    assert plan_budget(CONFIG, TIMINGS, ROWS, 2, 1e9).epochs == MAX_EPOCHS
+    assert plan_budget(hard, Setting(TIMINGS, ROWS, 2), 1e9).epochs == MAX_EPOCHS * 3
+    assert plan_budget(CONFIG, Setting(TIMINGS, ROWS, 2), 1e9).epochs == MAX_EPOCHS
 
 
 def test_more_workers_buy_more_epochs():
-    one = plan_budget(CONFIG, TIMINGS, ROWS, 1, 30 * 60)
-    two = plan_budget(CONFIG, TIMINGS, ROWS, 2, 30 * 60)
+    one = plan_budget(CONFIG, Setting(TIMINGS, ROWS, 1), 30 * 60)
+    two = plan_budget(CONFIG, Setting(TIMINGS, ROWS, 2), 30 * 60)
     assert two.epochs > one.epochs
 
 
 def test_members_are_dropped_only_when_they_would_be_too_short():
     config = CVConfig(folds=5, members=("strided-cnn", "fast-cnn"), batch_size=128)
-    long = plan_budget(config, TIMINGS, ROWS, 2, 120 * 60)
+    long = plan_budget(config, Setting(TIMINGS, ROWS, 2), 120 * 60)
     assert long.members == ("strided-cnn", "fast-cnn") and long.epochs >= 6
-    short = plan_budget(config, TIMINGS, ROWS, 2, 12 * 60)
+    short = plan_budget(config, Setting(TIMINGS, ROWS, 2), 12 * 60)
     assert short.members == ("strided-cnn",)
 
 
 def test_past_the_flat_tail_a_longer_budget_adds_nets_a_fold():
     hard = replace(CONFIG, select_hard=2.0)  # the default preset's epochs of a third
     flat = FLAT_PASSES["strided-cnn"]
-    one_net = run_seconds(hard, ("strided-cnn",), flat * 3, TIMINGS, ROWS, 2) / SAFETY
+    one_net = run_seconds(hard, ("strided-cnn",), flat * 3, Setting(TIMINGS, ROWS, 2)) / SAFETY
     plans = {
-        times: plan_budget(hard, TIMINGS, ROWS, 2, times * one_net) for times in (1.5, 2.2, 3.5)
+        times: plan_budget(hard, Setting(TIMINGS, ROWS, 2), times * one_net)
+        for times in (1.5, 2.2, 3.5)
     }
     assert plans[1.5].members == ("strided-cnn",)  # two would end short of the flat tail
     assert plans[1.5].why == "2 nets a fold would each stop short of the flat tail at 43 epochs"
@@ -157,14 +165,14 @@ def test_past_the_flat_tail_a_longer_budget_adds_nets_a_fold():
         assert passes(hard, plan.epochs) >= flat and plan.estimated_seconds <= times * one_net
     # the minutes of a second net go to it, not to a longer schedule for one
     assert plans[2.2].epochs < plan_budget(replace(hard, members=("strided-cnn",), chosen_by={
-        "members": "option"}), TIMINGS, ROWS, 2, 2.2 * one_net).epochs  # fmt: skip
+        "members": "option"}), Setting(TIMINGS, ROWS, 2), 2.2 * one_net).epochs  # fmt: skip
     assert plans[2.2].to_dict()["nets_per_fold"] == 2
     assert "flat tail" in plans[2.2].to_dict()["nets_why"]
 
 
 def test_nets_a_fold_stop_at_the_most_that_pay_then_the_schedule_grows():
     hard = replace(CONFIG, select_hard=2.0)
-    plan = plan_budget(hard, TIMINGS, ROWS, 2, 1e6)
+    plan = plan_budget(hard, Setting(TIMINGS, ROWS, 2), 1e6)
     assert plan.members == ("strided-cnn",) * MAX_NETS_PER_FOLD
     assert passes(hard, plan.epochs) > 2 * FLAT_PASSES["strided-cnn"]
     assert f"more than {MAX_NETS_PER_FOLD}" in plan.why
@@ -172,18 +180,18 @@ def test_nets_a_fold_stop_at_the_most_that_pay_then_the_schedule_grows():
 
 def test_nets_chosen_by_hand_or_never_measured_get_no_company():
     by_hand = replace(CONFIG, chosen_by={"members": "option"})
-    assert plan_budget(by_hand, TIMINGS, ROWS, 2, 1e6).members == ("strided-cnn",)
-    assert plan_budget(by_hand, TIMINGS, ROWS, 2, 1e6).why == "chosen with --members"
+    assert plan_budget(by_hand, Setting(TIMINGS, ROWS, 2), 1e6).members == ("strided-cnn",)
+    assert plan_budget(by_hand, Setting(TIMINGS, ROWS, 2), 1e6).why == "chosen with --members"
     unmeasured = replace(CONFIG, members=("fast-cnn",))
-    plan = plan_budget(unmeasured, TIMINGS, ROWS, 2, 1e6)
+    plan = plan_budget(unmeasured, Setting(TIMINGS, ROWS, 2), 1e6)
     assert plan.members == ("fast-cnn",) and "no flat tail measured" in plan.why
 
 
 def test_a_preset_of_several_nets_grows_by_taking_them_again_in_turn():
     gpu_like = replace(CONFIG, members=("strided-cnn",) * 3)
-    few = plan_budget(gpu_like, TIMINGS, ROWS, 2, 20 * 60)
+    few = plan_budget(gpu_like, Setting(TIMINGS, ROWS, 2), 20 * 60)
     assert len(few.members) < 3 and "would each get fewer than" in few.why
-    many = plan_budget(gpu_like, TIMINGS, ROWS, 2, 1e6)
+    many = plan_budget(gpu_like, Setting(TIMINGS, ROWS, 2), 1e6)
     assert many.members == ("strided-cnn",) * MAX_NETS_PER_FOLD
 
 
@@ -204,7 +212,7 @@ def test_plans_for_the_machines_measured(machine, nets):
     timings = {"strided-cnn": MACHINES[machine]}
     trial = 2.5 * 60  # the trial and the fresh workers, before the plan
     for minutes, count in nets.items():
-        plan = plan_budget(config, timings, ROWS, 3, minutes * 60 - trial, cores=2)
+        plan = plan_budget(config, Setting(timings, ROWS, 3, 2), minutes * 60 - trial)
         assert len(plan.members) == count, (minutes, plan)
         assert plan.estimated_seconds <= (minutes * 60 - trial) * SAFETY
         if count > 1:  # every net a fold at its flat tail or past it
@@ -214,7 +222,7 @@ def test_plans_for_the_machines_measured(machine, nets):
 def test_a_budget_too_small_for_one_epoch_is_refused():
     config = CVConfig(folds=5, members=("strided-cnn",), budget_minutes=1)
     with pytest.raises(UserError, match="too small for one epoch per pair"):
-        plan_budget(config, TIMINGS, ROWS, 2, 60)
+        plan_budget(config, Setting(TIMINGS, ROWS, 2), 60)
 
 
 def test_the_short_budget_recipe_is_the_quick_one_with_the_users_options():

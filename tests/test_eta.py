@@ -121,7 +121,8 @@ def test_a_running_epochs_progress_shows_and_shortens_the_eta():
 
 def test_training_reports_progress_inside_each_epoch(small):
     from kaggle_digits.data.dataset import load_dataset
-    from kaggle_digits.training.fit import EpochReporter, train_model
+    from kaggle_digits.training.callbacks import EpochReporter
+    from kaggle_digits.training.fit import train_model
 
     dataset = load_dataset(load_competition(small.spec_path), small.data_dir)
     reports = []

@@ -108,7 +108,7 @@ def passes_of(batches, count: int) -> list[list[np.ndarray]]:
 
 @pytest.mark.parametrize("feed", ["tensorflow", "numpy"])
 def test_training_batches_cover_every_row_each_pass_reshuffled_for_ever(feed):
-    from kaggle_digits.training.fit import shuffled_batches, tf_batches
+    from kaggle_digits.training.feeding import shuffled_batches, tf_batches
 
     rows = np.arange(10)
 
@@ -154,7 +154,8 @@ def test_shifted_moves_the_image_and_fills_the_gap_from_its_edge():
 def test_tta_averages_the_image_and_its_first_shifted_copies():
     from kaggle_digits.data.views import TTA_SHIFTS
     from kaggle_digits.options.config import CVConfig
-    from kaggle_digits.training.fit import predict_batches, predict_probs, shifted
+    from kaggle_digits.training.feeding import predict_batches
+    from kaggle_digits.training.fit import predict_probs, shifted
 
     model = build_model("mlp", (28, 28, 1), 10)  # untrained: each view gives other outputs
     images = np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
@@ -183,7 +184,8 @@ def test_rotated_turns_the_image_anticlockwise_about_its_centre():
 def test_tta_can_average_rotated_copies_in_place_of_shifted_ones():
     from kaggle_digits.data.views import TTA_ROTATIONS
     from kaggle_digits.options.config import CVConfig
-    from kaggle_digits.training.fit import predict_batches, predict_probs, rotated
+    from kaggle_digits.training.feeding import predict_batches
+    from kaggle_digits.training.fit import predict_probs, rotated
 
     model = build_model("mlp", (28, 28, 1), 10)
     images = np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
@@ -238,7 +240,8 @@ def test_views_come_mirrored_first_then_each_move_and_its_mirror():
 
 def test_tta_can_average_mirrored_copies_where_flips_are_allowed():
     from kaggle_digits.options.config import CVConfig
-    from kaggle_digits.training.fit import flipped, predict_batches, predict_probs, shifted
+    from kaggle_digits.training.feeding import predict_batches
+    from kaggle_digits.training.fit import flipped, predict_probs, shifted
 
     model = build_model("mlp", (28, 28, 1), 10)
     images = np.random.default_rng(0).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
@@ -269,7 +272,7 @@ def test_augmentation_flips_only_where_the_config_allows_it():
 
 
 def test_keep_hardest_keeps_a_share_of_the_rows_weighted_to_the_hardest():
-    from kaggle_digits.training.fit import keep_hardest
+    from kaggle_digits.training.hard_rows import keep_hardest
 
     losses = np.random.default_rng(0).permutation(30000).astype(float)
     kept = keep_hardest(losses, 2.0, np.random.default_rng(1))
@@ -293,7 +296,7 @@ def confident_model():
 
 
 def test_hard_rows_train_each_epoch_on_the_rows_the_model_gets_wrong():
-    from kaggle_digits.training.fit import HardRows
+    from kaggle_digits.training.hard_rows import HardRows
 
     images = np.zeros((400, 28, 28, 1), dtype=np.uint8)
     images[::2, 0, 0, 0] = 255  # even rows: easy (loss ~0); odd rows: loss ln 10
@@ -324,7 +327,9 @@ def test_hard_rows_train_each_epoch_on_the_rows_the_model_gets_wrong():
 
 def test_select_hard_trains_shorter_epochs_the_same_way_each_time():
     from kaggle_digits.options.config import CVConfig
-    from kaggle_digits.training.fit import BatchClock, predict_batches, train_model
+    from kaggle_digits.training.callbacks import BatchClock
+    from kaggle_digits.training.feeding import predict_batches
+    from kaggle_digits.training.fit import train_model
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (300, 28, 28, 1), dtype=np.uint8)
@@ -342,7 +347,7 @@ def test_select_hard_trains_shorter_epochs_the_same_way_each_time():
 
 
 def test_hard_rows_let_keras_read_two_batches_of_a_one_step_epoch_before_training():
-    from kaggle_digits.training.fit import HardRows
+    from kaggle_digits.training.hard_rows import HardRows
 
     images, labels = np.zeros((40, 28, 28, 1), dtype=np.uint8), np.zeros(40, dtype=int)
     chooser = HardRows(confident_model(), images, labels, 2.0, seed=0)
@@ -353,7 +358,8 @@ def test_hard_rows_let_keras_read_two_batches_of_a_one_step_epoch_before_trainin
 
 def test_a_mixed_bfloat16_net_computes_in_bfloat16_keeps_float32_weights_and_saves_so(tmp_path):
     from kaggle_digits.options.config import CVConfig
-    from kaggle_digits.training.fit import predict_batches, train_model
+    from kaggle_digits.training.feeding import predict_batches
+    from kaggle_digits.training.fit import train_model
 
     model = build_model("tiny-cnn", (28, 28, 1), 10, precision="mixed_bfloat16")
     assert keras.config.dtype_policy().name == "float32"  # the global policy is put back
@@ -385,7 +391,8 @@ def test_auto_is_not_a_precision_a_net_can_be_built_in():
 
 def test_a_mixed_float16_net_trains_with_its_loss_scaled_and_saves_so(tmp_path, monkeypatch):
     from kaggle_digits.options.config import CVConfig
-    from kaggle_digits.training.fit import predict_batches, train_model
+    from kaggle_digits.training.feeding import predict_batches
+    from kaggle_digits.training.fit import train_model
 
     wrapped = []
 

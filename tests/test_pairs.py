@@ -17,7 +17,8 @@ from kaggle_digits.jobs.cv import fold_assignment
 from kaggle_digits.options.config import CVConfig
 from kaggle_digits.store.run_files import pair_dir
 from kaggle_digits.training import local_pairs
-from kaggle_digits.training.fit import BatchClock, train_model
+from kaggle_digits.training.callbacks import BatchClock
+from kaggle_digits.training.fit import train_model
 from kaggle_digits.training.pairs import Pair, fit_pair
 
 

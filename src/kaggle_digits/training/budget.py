@@ -50,6 +50,22 @@ class Rows:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """What a plan is made for: each member's step timings, as the trial took them with
+    every worker busy; the rows a pair trains, scores and predicts; and how many workers
+    share how many cores (None: a core each)."""
+
+    timings: dict[str, StepTiming]
+    rows: Rows
+    workers: int
+    cores: int | None = None
+
+    @property
+    def core_count(self) -> int:
+        return self.cores or self.workers
+
+
+@dataclass(frozen=True)
 class Plan:
     members: tuple[str, ...]
     epochs: float  # in tenths
@@ -113,25 +129,23 @@ def pair_seconds(timing: StepTiming, rows: Rows, config: CVConfig, epochs: float
     return trained + overhead_seconds(timing, rows, config.tta)
 
 
-def run_seconds(
-    config: CVConfig,
-    members: Sequence[str],
-    epochs: float,
-    timings: dict[str, StepTiming],
-    rows: Rows,
-    workers: int,
-    cores: int | None = None,
-) -> float:
-    """The run's seconds with `workers` pairs at once on `cores` cores (None: one each). The
-    timings were taken with every worker busy, each then at crowded_speed of a core to itself."""
-    cores = cores or workers
-    speed = crowded_speed([timings[architecture] for architecture in members], workers, cores)
+def run_seconds(config: CVConfig, members: Sequence[str], epochs: float, setting: Setting) -> float:
+    """The run's seconds with the setting's workers, each pair with its member's timing: taken
+    with every worker busy, each then at crowded_speed of a core to itself."""
+    speed = plan_speed(members, setting)
     durations = [
-        pair_seconds(timings[architecture], rows, config, epochs) * speed
+        pair_seconds(setting.timings[architecture], setting.rows, config, epochs) * speed
         for _ in range(config.folds)
         for architecture in members
     ]
-    return makespan(durations, workers, cores=cores, crowded_speed=speed) + FINISH_SECONDS
+    cores = setting.core_count
+    return makespan(durations, setting.workers, cores=cores, crowded_speed=speed) + FINISH_SECONDS
+
+
+def plan_speed(members: Sequence[str], setting: Setting) -> float:
+    """crowded_speed of the members' timings in this setting."""
+    timings = [setting.timings[architecture] for architecture in members]
+    return crowded_speed(timings, setting.workers, setting.core_count)
 
 
 def crowded_speed(timings: Sequence[StepTiming], workers: int, cores: int) -> float:
@@ -147,65 +161,43 @@ def crowded_speed(timings: Sequence[StepTiming], workers: int, cores: int) -> fl
     return min(1.0, sum(ratios) / len(ratios))
 
 
-def best_plan(
-    config: CVConfig,
-    timings: dict[str, StepTiming],
-    rows: Rows,
-    workers: int,
-    seconds_left: float,
-    cores: int | None = None,
-) -> Plan | None:
+def best_plan(config: CVConfig, setting: Setting, seconds_left: float) -> Plan | None:
     """The nets a fold and the epochs, in tenths, that fit in `seconds_left`: as many of the
     preset's members as can each still have MIN_EPOCHS_PER_MEMBER (the first is always kept);
     where time is left past every member's flat tail, more nets a fold (more_nets). None where
     not even one epoch of the first member fits."""
     for count in range(len(config.members), 0, -1):
         members = config.members[:count]
-        epochs = most_epochs(config, members, timings, rows, workers, seconds_left, cores)
+        epochs = most_epochs(config, members, setting, seconds_left)
         if passes(config, epochs) >= MIN_EPOCHS_PER_MEMBER or (count == 1 and epochs >= 1):
             if count < len(config.members):
                 why = (
                     f"{len(config.members)} nets a fold would each get fewer than "
                     f"{MIN_EPOCHS_PER_MEMBER} epochs"
                 )
-                return make_plan(config, members, epochs, timings, rows, workers, cores, why)
-            more = more_nets(config, timings, rows, workers, seconds_left, cores)
+                return make_plan(config, members, epochs, setting, why)
+            more = more_nets(config, setting, seconds_left)
             if more is not None:
                 return more
-            return make_plan(
-                config, members, epochs, timings, rows, workers, cores, nets_why(config)
-            )
+            return make_plan(config, members, epochs, setting, nets_why(config))
     return None
 
 
 def most_epochs(
-    config: CVConfig,
-    members: Sequence[str],
-    timings: dict[str, StepTiming],
-    rows: Rows,
-    workers: int,
-    seconds_left: float,
-    cores: int | None,
+    config: CVConfig, members: Sequence[str], setting: Setting, seconds_left: float
 ) -> float:
     """The most epochs, in tenths and up to MAX_EPOCHS passes, that `members` a fold can
     each have within SAFETY of `seconds_left`."""
     usable = seconds_left * SAFETY
     tenths = 0
     while passes(config, tenths / 10) < MAX_EPOCHS and (
-        run_seconds(config, members, (tenths + 1) / 10, timings, rows, workers, cores) <= usable
+        run_seconds(config, members, (tenths + 1) / 10, setting) <= usable
     ):
         tenths += 1
     return tenths / 10
 
 
-def more_nets(
-    config: CVConfig,
-    timings: dict[str, StepTiming],
-    rows: Rows,
-    workers: int,
-    seconds_left: float,
-    cores: int | None,
-) -> Plan | None:
+def more_nets(config: CVConfig, setting: Setting, seconds_left: float) -> Plan | None:
     """The most nets a fold, past the preset's own and up to MAX_NETS_PER_FOLD, that each
     reach their flat tail (FLAT_PASSES) in `seconds_left`, the preset's members taken again in
     turn (each net its own seed); None where the nets were chosen by hand, a member's flat
@@ -215,7 +207,7 @@ def more_nets(
         return None
     for count in range(MAX_NETS_PER_FOLD, len(own), -1):
         members = tuple(own[i % len(own)] for i in range(count))
-        epochs = most_epochs(config, members, timings, rows, workers, seconds_left, cores)
+        epochs = most_epochs(config, members, setting, seconds_left)
         if passes(config, epochs) >= max(FLAT_PASSES[name] for name in own):
             why = (
                 f"the most nets a fold that each reach the flat tail at {flat_tail(config)}"
@@ -223,7 +215,7 @@ def more_nets(
                 else f"more than {MAX_NETS_PER_FOLD} nets a fold buy nothing measured: the rest "
                 "of the minutes go to longer training"
             )
-            return make_plan(config, members, epochs, timings, rows, workers, cores, why)
+            return make_plan(config, members, epochs, setting, why)
     return None
 
 
@@ -244,30 +236,19 @@ def nets_why(config: CVConfig) -> str:
 
 
 def make_plan(
-    config: CVConfig,
-    members: Sequence[str],
-    epochs: float,
-    timings: dict[str, StepTiming],
-    rows: Rows,
-    workers: int,
-    cores: int | None,
-    why: str,
+    config: CVConfig, members: Sequence[str], epochs: float, setting: Setting, why: str
 ) -> Plan:
-    return Plan(
-        tuple(members),
-        epochs,
-        run_seconds(config, members, epochs, timings, rows, workers, cores),
-        crowded_speed([timings[name] for name in members], workers, cores or workers),
-        why,
-    )
+    seconds = run_seconds(config, members, epochs, setting)
+    return Plan(tuple(members), epochs, seconds, plan_speed(members, setting), why)
 
 
-def uncrowded(timings: dict[str, StepTiming]) -> dict[str, StepTiming] | None:
-    """The trial's timings with only as many workers busy as there are cores (its second
-    round): what a run of that many workers would see; None where not measured."""
+def uncrowded(setting: Setting) -> Setting | None:
+    """The setting of one worker a core, with the trial's timings of only as many workers
+    busy as there are cores (its second round); None where not measured."""
+    timings = setting.timings
     if any(timing.uncrowded_step_seconds is None for timing in timings.values()):
         return None
-    return {
+    alone = {
         name: replace(
             timing,
             step_seconds=timing.uncrowded_step_seconds,
@@ -278,6 +259,7 @@ def uncrowded(timings: dict[str, StepTiming]) -> dict[str, StepTiming] | None:
         )
         for name, timing in timings.items()
     }
+    return Setting(alone, setting.rows, setting.core_count, setting.core_count)
 
 
 def training_planned(plan: Plan) -> float:
@@ -285,19 +267,12 @@ def training_planned(plan: Plan) -> float:
     return len(plan.members) * plan.epochs
 
 
-def plan_budget(
-    config: CVConfig,
-    timings: dict[str, StepTiming],
-    rows: Rows,
-    workers: int,
-    seconds_left: float,
-    cores: int | None = None,
-) -> Plan:
+def plan_budget(config: CVConfig, setting: Setting, seconds_left: float) -> Plan:
     """best_plan, or one line saying how much time one epoch per pair needs."""
-    plan = best_plan(config, timings, rows, workers, seconds_left, cores)
+    plan = best_plan(config, setting, seconds_left)
     if plan is not None:
         return plan
-    needed = run_seconds(config, config.members[:1], 1, timings, rows, workers, cores) / SAFETY
+    needed = run_seconds(config, config.members[:1], 1, setting) / SAFETY
     spent = config.budget_minutes * 60 - seconds_left
     raise UserError(
         f"a budget of {config.budget_minutes:g} min is too small for one epoch per pair "

@@ -1,11 +1,8 @@
-"""Fitting one model: augmentation, the learning-rate schedule, callbacks, and prediction with
-optional test-time augmentation. Knows nothing of folds or files."""
+"""Fitting one model: augmentation, the learning-rate schedule, the training from any epoch
+on, and prediction with optional test-time augmentation. Knows nothing of folds or files."""
 
-import math
 import random
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import keras
 import numpy as np
@@ -14,10 +11,15 @@ from scipy import ndimage
 from kaggle_digits.data.views import View
 from kaggle_digits.models.architectures import build_model, deskewed
 from kaggle_digits.options.config import CVConfig
-
-# Scoring and predicting 256 images at a time is as fast as 1,024 and holds a quarter of the
-# activations (see docs/measurements.md#prediction-batch)
-PREDICT_BATCH = 256
+from kaggle_digits.training.feeding import (
+    PREDICT_BATCH,
+    on_tensorflow,
+    predict_batches,
+    shuffled_batches,
+    tf_batches,
+    tf_generator,
+)
+from kaggle_digits.training.hard_rows import HardRows
 
 
 def augmentation(config: CVConfig, seed: int) -> keras.Sequential | None:
@@ -66,6 +68,16 @@ def train_model(
     curves, unless config.early_stopping asks to pick the best epoch on them.
     """
     seed_everything(seed)
+    model, trainer = compiled_trainer(architecture, images, config, num_classes, seed)
+    curves = fit_epochs(model, trainer, images, labels, config, seed, holdout, callbacks)
+    return model, curves
+
+
+def compiled_trainer(
+    architecture: str, images: np.ndarray, config: CVConfig, num_classes: int, seed: int
+) -> tuple[keras.Model, keras.Model]:
+    """The net, and the trainer that feeds it augmented images, compiled with the one-cycle
+    schedule over config's epochs of `images`."""
     model = build_model(architecture, images.shape[1:], num_classes, config.precision)
     if config.deskew:
         model = deskewed(model)
@@ -88,10 +100,28 @@ def train_model(
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
+    return model, trainer
+
+
+def fit_epochs(
+    model: keras.Model,
+    trainer: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: CVConfig,
+    seed: int,
+    holdout: tuple[np.ndarray, np.ndarray] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    first_epoch: int = 0,
+) -> dict[str, list[float]]:
+    """Train from `first_epoch` (counted from 0) to config's last, the batches (and hard
+    rows) drawn from `seed`; the history of those epochs."""
+    num_classes = model.output_shape[-1]
+    epochs, steps_per_epoch = config.epoch_steps(len(images))
     fit_callbacks = list(callbacks)
     hard_rows = None
     if config.select_hard > 0:
-        hard_rows = HardRows(model, images, labels, config.select_hard, seed)
+        hard_rows = HardRows(model, images, labels, config.select_hard, seed, first_epoch)
         # first, so that the reporters count its scoring in the epoch's time
         fit_callbacks.insert(0, hard_rows)
     if config.early_stopping and holdout is not None:
@@ -118,14 +148,14 @@ def train_model(
     history = trainer.fit(
         batches,
         epochs=epochs,
+        initial_epoch=first_epoch,
         steps_per_epoch=steps_per_epoch,
         shuffle=False,  # the batches come shuffled
         validation_data=validation,
         callbacks=fit_callbacks,
         verbose=0,
     )
-    curves = {name: [float(value) for value in values] for name, values in history.history.items()}
-    return model, curves
+    return {name: [float(value) for value in values] for name, values in history.history.items()}
 
 
 def seed_everything(seed: int) -> None:
@@ -143,87 +173,6 @@ def seed_everything(seed: int) -> None:
         import torch
 
         torch.manual_seed(seed)
-
-
-def shuffled_batches(images: np.ndarray, targets: np.ndarray, batch_size: int, seed: int):
-    """(images, targets) batches for ever, in a new (reproducible) order every pass."""
-    order_of_pass = np.random.default_rng(seed)
-    while True:
-        order = order_of_pass.permutation(len(images))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            yield images[rows], targets[rows]
-
-
-def keep_hardest(losses: np.ndarray, power: float, draws: np.random.Generator) -> np.ndarray:
-    """The rows kept: each with probability p ** power, p the percentile of its loss (ties in
-    row order), on average 1 / (1 + power) of them."""
-    percentiles = (np.argsort(np.argsort(losses, kind="stable")) + 1) / len(losses)
-    return np.flatnonzero(draws.random(len(losses)) < percentiles**power)
-
-
-class HardRows(keras.callbacks.Callback):
-    """Which of the training rows each epoch trains on (CVConfig.select_hard): at random in
-    the first; for each later one, as the one before ends, each row with probability
-    p ** power, p the percentile of its loss under the model as it is then."""
-
-    def __init__(
-        self, model: keras.Model, images: np.ndarray, labels: np.ndarray, power: float, seed: int
-    ) -> None:
-        super().__init__()
-        self.net = model  # without the augmentation; Keras sets self.model to the trainer
-        self.images, self.labels, self.power, self.seed = images, labels, power, seed
-        self.draws = np.random.default_rng(seed)
-        self.chosen = {0: np.arange(len(images))}  # epoch -> its rows
-        self.began = self.ended = False
-        self.changed = threading.Condition()
-
-    def on_train_begin(self, logs=None):
-        self.began = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 < self.params["epochs"]:
-            rows = self.hardest_rows()
-            with self.changed:
-                self.chosen[epoch + 1] = rows
-                self.changed.notify_all()
-
-    def on_train_end(self, logs=None):
-        with self.changed:
-            self.ended = True
-            self.changed.notify_all()
-
-    def hardest_rows(self) -> np.ndarray:
-        probs = predict_batches(self.net, self.images)
-        true_probs = probs[np.arange(len(self.labels)), self.labels]
-        return keep_hardest(-np.log(np.maximum(true_probs, 1e-12)), self.power, self.draws)
-
-    def rows_of(self, epoch: int) -> np.ndarray | None:
-        """The rows of `epoch`, once chosen (the input pipeline reads ahead of the training);
-        None once training has ended."""
-        with self.changed:
-            if not self.began and epoch not in self.chosen:
-                # Keras reads two batches of a generator before training, to learn their
-                # shapes: with one step an epoch, the second comes from all the rows
-                return np.arange(len(self.images))
-            self.changed.wait_for(lambda: epoch in self.chosen or self.ended)
-            return self.chosen.pop(epoch, None)
-
-    def batches(
-        self, targets: np.ndarray, batch_size: int, steps_per_epoch: int
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(images, targets) batches, each epoch's `steps_per_epoch` from its own rows in a
-        new (reproducible) order, until training ends."""
-        order_of_pass = np.random.default_rng(self.seed + 1)
-        epoch = 0
-        while (rows := self.rows_of(epoch)) is not None:
-            # never empty: the hardest row (percentile 1) is always kept
-            passes = math.ceil(steps_per_epoch * batch_size / len(rows))
-            order = np.concatenate([order_of_pass.permutation(rows) for _ in range(passes)])
-            for step in range(steps_per_epoch):
-                picked = order[step * batch_size : (step + 1) * batch_size]
-                yield self.images[picked], targets[picked]
-            epoch += 1
 
 
 def predict_probs(model: keras.Model, images: np.ndarray, config: CVConfig) -> np.ndarray:
@@ -277,121 +226,3 @@ def rotated(images: np.ndarray, degrees: float) -> np.ndarray:
         images.astype(np.float32), degrees, axes=(2, 1), reshape=False, order=1, mode="constant"
     )
     return np.clip(np.rint(turned), 0, 255).astype(images.dtype)
-
-
-def predict_batches(model: keras.Model, images: np.ndarray) -> np.ndarray:
-    """The model's outputs for `images`, PREDICT_BATCH at a time."""
-    if on_tensorflow():
-        return model.predict(tf_batches((images,), PREDICT_BATCH), verbose=0)
-    return model.predict(images, batch_size=PREDICT_BATCH, verbose=0)
-
-
-# --- feeding TensorFlow ----------------------------------------------------------------
-# From arrays, Keras builds a tf.data pipeline with autotuning and a new iterator for every
-# epoch, evaluation and prediction. Tearing an iterator down waits for its autotuning thread,
-# which may be asleep for many seconds (see docs/measurements.md#feeding-tensorflow). The same
-# pipeline without autotuning never waits.
-
-
-def on_tensorflow() -> bool:
-    return keras.backend.backend() == "tensorflow"
-
-
-def tf_batches(arrays: tuple[np.ndarray, ...], batch_size: int, shuffle_seed: int | None = None):
-    """`arrays` (rows aligned) as a tf.data pipeline of batches, without autotuning. Given a
-    seed (training), the batches go on for ever, the rows reshuffled (reproducibly) at every
-    pass."""
-    import tensorflow as tf
-
-    rows = tf.data.Dataset.from_tensor_slices(arrays if len(arrays) > 1 else arrays[0])
-    if shuffle_seed is None:
-        return prefetched(rows.batch(batch_size))
-    rows = rows.shuffle(len(arrays[0]), seed=shuffle_seed, reshuffle_each_iteration=True)
-    # each pass ends with its own short batch, as steps_per_epoch counts them
-    return prefetched(rows.batch(batch_size).repeat())
-
-
-def tf_generator(batches: Iterator, images: np.ndarray, targets: np.ndarray):
-    """A generator of (images, targets) batches as a tf.data pipeline, without autotuning."""
-    import tensorflow as tf
-
-    signature = (
-        tf.TensorSpec((None, *images.shape[1:]), tf.as_dtype(images.dtype)),
-        tf.TensorSpec((None, *targets.shape[1:]), tf.as_dtype(targets.dtype)),
-    )
-    return prefetched(tf.data.Dataset.from_generator(lambda: batches, output_signature=signature))
-
-
-def prefetched(batches):
-    """A tf.data pipeline of batches, one read ahead, without autotuning."""
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return batches.prefetch(1).with_options(options)
-
-
-class EpochReporter(keras.callbacks.Callback):
-    """Calls report(epoch, logs, seconds, step, steps, finished, warmup_seconds) as each epoch
-    ends, and about once a second during an epoch with finished=False (epochs and steps counted
-    from 1). warmup_seconds: how much longer the epoch's first step took than its others (the
-    first epoch's traces the graph and fills the shuffle buffer), so that the epochs still to
-    come can be timed without it."""
-
-    def __init__(self, report: Callable[..., None], every_seconds: float = 1.0) -> None:
-        super().__init__()
-        self.report = report
-        self.every_seconds = every_seconds
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch + 1
-        self.started = self.reported = time.perf_counter()
-        self.first_step_end: float | None = None
-        self.last_step_end = 0.0
-
-    def on_train_batch_end(self, batch, logs=None):
-        now = time.perf_counter()
-        if self.first_step_end is None:
-            self.first_step_end = now
-        self.last_step_end = now
-        if now - self.reported >= self.every_seconds:
-            self.reported = now
-            steps = self.params.get("steps") or 0
-            self.report(self.epoch, {}, now - self.started, batch + 1, steps, False)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = {name: float(value) for name, value in (logs or {}).items()}
-        steps = self.params.get("steps") or 0
-        seconds = time.perf_counter() - self.started
-        self.report(epoch + 1, logs, seconds, steps, steps, True, self.warmup_seconds(steps))
-
-    def warmup_seconds(self, steps: int) -> float:
-        if steps < 3 or self.first_step_end is None:
-            return 0.0
-        other_step = (self.last_step_end - self.first_step_end) / (steps - 1)
-        return max(0.0, self.first_step_end - self.started - other_step)
-
-
-class AfterSteps(keras.callbacks.Callback):
-    """Calls `hook()` once, as training step `steps` (counted from 1) ends."""
-
-    def __init__(self, steps: int, hook: Callable[[], None]) -> None:
-        super().__init__()
-        self.steps, self.hook = steps, hook
-        self.done = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.done += 1
-        if self.done == self.steps:
-            self.hook()
-
-
-class BatchClock(keras.callbacks.Callback):
-    """When each training step ended."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.batch_ends: list[float] = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.batch_ends.append(time.perf_counter())

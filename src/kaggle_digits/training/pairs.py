@@ -91,7 +91,8 @@ def fit_pair(data: TrainingData, config: CVConfig, pair: Pair, report: Report) -
     test set."""
     import keras
 
-    from kaggle_digits.training.fit import EpochReporter, predict_probs, train_model
+    from kaggle_digits.training.callbacks import EpochReporter
+    from kaggle_digits.training.fit import predict_probs, train_model
 
     started = time.perf_counter()
     train_rows = data.fold_of_row != pair.fold
@@ -154,7 +155,9 @@ def time_steps(
     other workers of the trial are ready too)."""
     import keras
 
-    from kaggle_digits.training.fit import AfterSteps, BatchClock, predict_batches, train_model
+    from kaggle_digits.training.callbacks import AfterSteps, BatchClock
+    from kaggle_digits.training.feeding import predict_batches
+    from kaggle_digits.training.fit import train_model
 
     batch = config.batch_size
     steps = max(12, math.ceil(images_timed / batch))

@@ -22,6 +22,7 @@ from kaggle_digits.training.budget import (
     SHORT_RECIPE_EPOCHS,
     Plan,
     Rows,
+    Setting,
     best_plan,
     epoch_seconds,
     nets_a_fold,
@@ -88,18 +89,13 @@ def choose_precision(
 
 
 def fewer_workers(
-    config: CVConfig,
-    timings: dict[str, StepTiming],
-    plan: Plan,
-    runner: Runner,
-    rows: Rows,
-    seconds_left: float,
-) -> tuple[dict[str, StepTiming], Plan] | None:
+    config: CVConfig, setting: Setting, plan: Plan, runner: Runner, seconds_left: float
+) -> tuple[Setting, Plan] | None:
     """Where more workers than cores share them so badly in the trial that one worker a
     core would train more in the time (three workers on two cores each at 0.47 of a core:
     1.4 cores' worth, where two give 2), the timings and plan for one a core; None where
     the crowd does as well, or the workers were chosen by hand or cannot change."""
-    alone = uncrowded(timings)
+    alone = uncrowded(setting)
     if (
         alone is None
         or config.workers <= runner.cores
@@ -107,7 +103,7 @@ def fewer_workers(
         or not hasattr(runner, "use_workers")
     ):
         return None
-    fewer = best_plan(config, alone, rows, runner.cores, seconds_left, runner.cores)
+    fewer = best_plan(config, alone, seconds_left)
     if fewer is None or training_planned(fewer) <= training_planned(plan):
         return None
     return alone, fewer
@@ -147,13 +143,11 @@ def fit_budget(
         # the pairs then wait for fresh workers (LocalWorkers.run, RayPairs.time_steps)
         return config.budget_minutes * 60 - (time.perf_counter() - started) - runner.restart_seconds
 
-    def rows(folds: int) -> Rows:
-        return fold_rows(data, folds)
+    def setting(config: CVConfig, timings: dict[str, StepTiming]) -> Setting:
+        return Setting(timings, fold_rows(data, config.folds), config.workers, runner.cores)
 
     def plan_for(config: CVConfig, timings: dict[str, StepTiming]) -> Plan | None:
-        return best_plan(
-            config, timings, rows(config.folds), config.workers, seconds_left(), runner.cores
-        )
+        return best_plan(config, setting(config, timings), seconds_left())
 
     trials = {}  # recipe (preset) -> seconds an epoch in each precision, where "auto"
 
@@ -203,10 +197,8 @@ def fit_budget(
             }
             config, timings, plan = cheaper, cheaper_timings, cheaper_plan
     if plan is None:
-        plan = plan_budget(
-            config, timings, rows(config.folds), config.workers, seconds_left(), runner.cores
-        )
-    fewer = fewer_workers(config, timings, plan, runner, rows(config.folds), seconds_left())
+        plan = plan_budget(config, setting(config, timings), seconds_left())
+    fewer = fewer_workers(config, setting(config, timings), plan, runner, seconds_left())
     if fewer is not None:
         log(
             f"{config.workers} workers on {runner.cores} cores ran at {plan.crowded_speed:.2f} "
@@ -214,7 +206,8 @@ def fit_budget(
         )
         details["workers_from_trial"] = {"workers": config.workers, "speed": plan.crowded_speed}
         runner.use_workers(runner.cores)
-        config, timings, plan = replace(config, workers=runner.cores), *fewer
+        config, (alone, plan) = replace(config, workers=runner.cores), fewer
+        timings = alone.timings
     config = replace(config, members=plan.members, epochs=plan.epochs)
     shorter = "" if config.whole_epochs == config.epochs else f" (as {config.whole_epochs} shorter)"
     log(
@@ -224,7 +217,8 @@ def fit_budget(
     )
     # with a core to itself, as Progress counts it
     overheads = [
-        overhead_seconds(timings[name], rows(config.folds), config.tta) for name in plan.members
+        overhead_seconds(timings[name], fold_rows(data, config.folds), config.tta)
+        for name in plan.members
     ]
     if config.preset in trials:
         details["precision_trial"] = trials[config.preset]
