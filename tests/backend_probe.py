@@ -5,7 +5,8 @@ KERAS_BACKEND names, in a process of its own, and saved to an .npz:
 - the test-time views (shifted and turned) of a deskewed lc-cnn with fixed weights;
 - a short training with hard-row selection and EMA (and without EMA, to show it matters),
   from fixed initial weights with no randomness left: no augmentation, no dropout, and the
-  rows and their order drawn by NumPy, as on every backend.
+  rows and their order drawn by NumPy, as on every backend; and the same training as a
+  forked tail's two branches (the weights and the optimizer's state put back at the fork).
 
     KERAS_BACKEND=jax python tests/backend_probe.py OUT.npz
 """
@@ -25,6 +26,7 @@ from kaggle_digits.models.architectures import build_model, deskewed, register  
 from kaggle_digits.models.layers import Deskew, LocallyConnected2D  # noqa: E402
 from kaggle_digits.options.config import CVConfig  # noqa: E402
 from kaggle_digits.training.fit import predict_probs, train_model  # noqa: E402
+from kaggle_digits.training.forked import forked_branches  # noqa: E402
 
 ROWS = 64
 
@@ -89,6 +91,9 @@ def main() -> None:
     for name, config in (("hard_rows_ema", training), ("hard_rows", replace(training, ema=0.0))):
         trained, _ = train_model("probe-net", images, labels, config, 10, seed=5)
         out[name] = predict_probs(trained, images, CVConfig())
+    branches = forked_branches("probe-net", images, labels, training, 10, 5, 2, branches=2)
+    for branch, (trained, _) in enumerate(branches):
+        out[f"forked_branch{branch}"] = predict_probs(trained, images, CVConfig())
     np.savez(sys.argv[1], backend=keras.backend.backend(), **out)
 
 

@@ -148,6 +148,16 @@ def test_hard_rows_and_ema_train_alike_on_backend(probes, backend):
     assert ema_effect > 100 * TRAINING_TOLERANCE
 
 
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_a_forked_tail_trains_alike_on_backend(probes, backend):
+    reference, other = probes[REFERENCE], probes[backend]
+    for branch in ("forked_branch0", "forked_branch1"):
+        np.testing.assert_allclose(other[branch], reference[branch], atol=TRAINING_TOLERANCE)
+    # the branches' own rows part them by far more than the backends differ
+    apart = np.abs(reference["forked_branch0"] - reference["forked_branch1"]).max()
+    assert apart > 10 * TRAINING_TOLERANCE
+
+
 @pytest.mark.parametrize("backend", NON_TENSORFLOW)
 def test_end_to_end_on_backend_and_its_models_predict_on_another(backend):
     summary = json.loads(scripts().output(f"e2e-{backend}"))
