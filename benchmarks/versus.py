@@ -4,10 +4,13 @@ that differ by less than the noise are told apart).
 
 Each side is a list of levers.py's .npz files (reports/levers/NAME-foldK.npz; their members
 averaged, as levers.py averaged them), matched fold by fold, or one run folder of `cv`
-(its oof_probs.npy, every training row):
+(its oof_probs.npy, every training row). FILE:0,2 takes only those members of a file;
+several files of one fold on a side pool their members, equally weighted:
 
     python benchmarks/versus.py --a reports/levers/gpu-b128-fold{0,1}.npz \\
         --b reports/levers/gpu-b32-fold{0,1}.npz
+    python benchmarks/versus.py --a reports/levers/fork-fold0.npz \\
+        --b reports/levers/fork-fold0.npz:0
     python benchmarks/versus.py --a runs/digit-recognizer/RUN_A --b runs/digit-recognizer/RUN_B
 """
 
@@ -16,25 +19,32 @@ import re
 from pathlib import Path
 
 import numpy as np
-from levers_oof import fold_probs
+from levers_oof import members_of
 
 RESAMPLES = 10_000
 
 
-def held_out(paths: list[Path], data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def held_out(paths: list[str], data_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """fold name -> (labels, probabilities) of one side."""
-    if len(paths) == 1 and paths[0].is_dir():
+    if len(paths) == 1 and Path(paths[0]).is_dir():
         from kaggle_digits.data.competition import load_competition
         from kaggle_digits.data.dataset import load_dataset
 
         labels = load_dataset(load_competition(), data_dir).train_labels
-        return {"all rows": (labels, np.load(paths[0] / "oof_probs.npy"))}
-    sides = {}
-    for path in paths:
-        fold = re.search(r"-(fold\d+)\.npz$", path.name).group(1)
+        return {"all rows": (labels, np.load(Path(paths[0]) / "oof_probs.npy"))}
+    folds: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
+    for text in paths:
+        path, _, picked = text.partition(":")
+        fold = re.search(r"-(fold\d+)\.npz$", path).group(1)
         saved = np.load(path)
-        sides[fold] = (saved["labels"], fold_probs(saved, None))
-    return sides
+        members = members_of(saved)
+        if picked:
+            members = [members[int(index)] for index in picked.split(",")]
+        labels, pooled = folds.setdefault(fold, (saved["labels"], []))
+        if not (labels == saved["labels"]).all():
+            raise SystemExit(f"error: {text}: its rows differ from the other {fold} files'")
+        pooled.extend(members)
+    return {fold: (labels, np.mean(members, axis=0)) for fold, (labels, members) in folds.items()}
 
 
 def log_losses(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -74,8 +84,8 @@ def compare(name: str, labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--a", type=Path, nargs="+", required=True)
-    parser.add_argument("--b", type=Path, nargs="+", required=True)
+    parser.add_argument("--a", nargs="+", required=True, help="FILE[:MEMBERS] ... or a run folder")
+    parser.add_argument("--b", nargs="+", required=True)
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     args = parser.parse_args()
     side_a, side_b = held_out(args.a, args.data_dir), held_out(args.b, args.data_dir)
