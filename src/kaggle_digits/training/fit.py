@@ -113,11 +113,14 @@ def fit_epochs(
     holdout: tuple[np.ndarray, np.ndarray] | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     first_epoch: int = 0,
+    end_epoch: int | None = None,
 ) -> dict[str, list[float]]:
-    """Train from `first_epoch` (counted from 0) to config's last, the batches (and hard
-    rows) drawn from `seed`; the history of those epochs."""
+    """Train the epochs from `first_epoch` (counted from 0) up to `end_epoch` (None:
+    config's last, where the schedule ends), the batches (and hard rows) drawn from `seed`;
+    the history of those epochs."""
     num_classes = model.output_shape[-1]
     epochs, steps_per_epoch = config.epoch_steps(len(images))
+    epochs = end_epoch or epochs
     fit_callbacks = list(callbacks)
     hard_rows = None
     if config.select_hard > 0:

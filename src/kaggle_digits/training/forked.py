@@ -18,7 +18,8 @@ BRANCH_SEED_STEP = 7919
 
 class Fork(keras.callbacks.Callback):
     """Keeps the trainer's weights and its optimizer's state (step count, moments, moving
-    average) as epoch `epoch` (counted from 1) ends, and stops the training there."""
+    average) as epoch `epoch` (counted from 1) ends: before fit() ends by copying the moving
+    average into the weights."""
 
     def __init__(self, epoch: int) -> None:
         super().__init__()
@@ -32,11 +33,9 @@ class Fork(keras.callbacks.Callback):
             self.optimizer_state = [
                 keras.ops.convert_to_numpy(v) for v in self.model.optimizer.variables
             ]
-            self.model.stop_training = True
 
     def restore(self, trainer: keras.Model) -> None:
-        """Put `trainer` back as it was at the fork: fit() ended the trunk by copying the
-        moving average into the weights, where one is kept."""
+        """Put `trainer` back as it was at the fork."""
         if self.weights is None or self.optimizer_state is None:
             raise RuntimeError(f"the trunk never reached its fork at epoch {self.epoch}")
         trainer.set_weights(self.weights)
@@ -74,7 +73,11 @@ def forked_branches(
     seed_everything(seed)
     model, trainer = compiled_trainer(architecture, images, config, num_classes, seed)
     fork = Fork(fork_epoch)
-    trunk = fit_epochs(model, trainer, images, labels, config, seed, holdout, [*callbacks, fork])
+    # the trunk ends at the fork: its hard rows draw none for an epoch it never trains
+    fork_callbacks = [*callbacks, fork]
+    trunk = fit_epochs(
+        model, trainer, images, labels, config, seed, holdout, fork_callbacks, 0, fork_epoch
+    )
     for branch in range(branches):
         fork.restore(trainer)
         tail = fit_epochs(
