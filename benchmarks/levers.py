@@ -45,7 +45,7 @@ from kaggle_digits.training import feeding, fit, hard_rows
 from kaggle_digits.training.callbacks import EpochReporter
 from kaggle_digits.training.fit import predict_probs
 from kaggle_digits.training.forked import forked_branches
-from kaggle_digits.training.pairs import EpochReport, Pair, fit_pair, learning_curve_rows
+from kaggle_digits.training.pairs import EpochReport, Pair, fit_pair, fold_rows
 
 
 def parse_member(text: str, place: int) -> dict:
@@ -100,25 +100,23 @@ def trained_nets(data, config, pair: Pair, member: dict):
         output = fit_pair(data, config, pair, report=epoch_timer(epoch_seconds))
         yield "", output.holdout_probs, time.perf_counter() - started, epoch_seconds
         return
-    train_rows, holdout_rows = data.fold_of_row != pair.fold, data.fold_of_row == pair.fold
-    holdout_images = data.train_images[holdout_rows]
-    curve_rows = learning_curve_rows(len(holdout_images), config)
+    rows = fold_rows(data, config, pair.fold)
     timer = epoch_timer(epoch_seconds)
     reporter = EpochReporter(lambda *epoch: timer(EpochReport(pair, *epoch)))
     branches = forked_branches(
         pair.architecture,
-        data.train_images[train_rows],
-        data.train_labels[train_rows],
+        rows.train_images,
+        rows.train_labels,
         config,
         data.num_classes,
         pair.seed,
         member["fork_at"],
         member["branches"],
-        holdout=(holdout_images[curve_rows], data.train_labels[holdout_rows][curve_rows]),
+        holdout=rows.curve_holdout,
         callbacks=[reporter],
     )
     for branch, (model, _) in enumerate(branches):
-        probs = predict_probs(model, holdout_images, config)
+        probs = predict_probs(model, rows.holdout_images, config)
         yield f"#branch{branch}", probs, time.perf_counter() - started, list(epoch_seconds)
         started, epoch_seconds[:] = time.perf_counter(), []
 

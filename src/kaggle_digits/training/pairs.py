@@ -86,6 +86,33 @@ Report = Callable[[EpochReport], None]
 Done = Callable[[PairOutput], None]
 
 
+@dataclass(frozen=True)
+class FoldRows:
+    """A pair's rows: it trains on every fold but its own, predicts its own, and scores
+    `curve_rows` of them after each epoch for the learning curves."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    holdout_images: np.ndarray
+    holdout_labels: np.ndarray
+    curve_rows: np.ndarray
+
+    @property
+    def curve_holdout(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.holdout_images[self.curve_rows], self.holdout_labels[self.curve_rows]
+
+
+def fold_rows(data: TrainingData, config: CVConfig, fold: int) -> FoldRows:
+    train_rows, holdout_rows = data.fold_of_row != fold, data.fold_of_row == fold
+    return FoldRows(
+        data.train_images[train_rows],
+        data.train_labels[train_rows],
+        data.train_images[holdout_rows],
+        data.train_labels[holdout_rows],
+        learning_curve_rows(int(holdout_rows.sum()), config),
+    )
+
+
 def fit_pair(data: TrainingData, config: CVConfig, pair: Pair, report: Report) -> PairOutput:
     """Train pair.architecture on every fold but pair.fold; predict its held-out fold and the
     test set."""
@@ -95,21 +122,18 @@ def fit_pair(data: TrainingData, config: CVConfig, pair: Pair, report: Report) -
     from kaggle_digits.training.fit import predict_probs, train_model
 
     started = time.perf_counter()
-    train_rows = data.fold_of_row != pair.fold
-    holdout_rows = data.fold_of_row == pair.fold
-    holdout = (data.train_images[holdout_rows], data.train_labels[holdout_rows])
-    curve_rows = learning_curve_rows(len(holdout[1]), config)
+    rows = fold_rows(data, config, pair.fold)
     model, history = train_model(
         pair.architecture,
-        data.train_images[train_rows],
-        data.train_labels[train_rows],
+        rows.train_images,
+        rows.train_labels,
         config,
         data.num_classes,
         pair.seed,
-        holdout=(holdout[0][curve_rows], holdout[1][curve_rows]),
+        holdout=rows.curve_holdout,
         callbacks=[EpochReporter(lambda *epoch: report(EpochReport(pair, *epoch)))],
     )
-    holdout_probs = predict_probs(model, holdout[0], config)
+    holdout_probs = predict_probs(model, rows.holdout_images, config)
     test_probs = predict_probs(model, data.test_images, config)
     model_file = keras_file_bytes(model)
     keras.backend.clear_session()
