@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from kaggle_digits.base.errors import UserError
 from kaggle_digits.base.faults import KILL_AT
 from kaggle_digits.jobs.ledger import Ledger
 from kaggle_digits.jobs.runs import list_runs, run_state
+from kaggle_digits.machine.backend import worker_variables
 from kaggle_digits.options.config import CVConfig
 from kaggle_digits.store.damage import pair_damage
 from kaggle_digits.store.run_files import pair_dir
@@ -39,9 +39,18 @@ TINY_CV = (
 KILLED = -signal.SIGKILL
 
 
-def kaggle_digits(*args, url: str = "-", kill_at: str | None = None, wait: bool = True):
-    """`kaggle-digits ARGS` in a process of its own, killed at `kill_at` (faults.py)."""
+def kaggle_digits(
+    *args,
+    url: str = "-",
+    kill_at: str | None = None,
+    wait: bool = True,
+    threads: int | None = None,
+):
+    """`kaggle-digits ARGS` in a process of its own, killed at `kill_at` (faults.py), its
+    backend given `threads` CPU threads where set."""
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if threads is not None:
+        environment |= worker_variables(threads)
     environment.pop(KILL_AT, None)
     if kill_at is not None:
         environment[KILL_AT] = kill_at
@@ -90,10 +99,12 @@ def test_a_run_killed_at_any_moment_resumes_to_the_oof_of_an_uninterrupted_run(s
     runs_dir = tmp_path / "runs"
     test_rows = len(small_dataset(small).test_images)
 
-    def cv(*args, kill_at=None, wait=True):
+    # one thread a pair in every process, the uninterrupted run's too: a pair then trains
+    # to the same numbers whichever process trains it (in-process or a worker of two)
+    def cv(*args, kill_at=None, wait=True, runs=runs_dir):
         return kaggle_digits(
             "--competition", small.spec_path, "--data-dir", small.data_dir,
-            "cv", "--runs-dir", runs_dir, *args, kill_at=kill_at, wait=wait,
+            "cv", "--runs-dir", runs, *args, kill_at=kill_at, wait=wait, threads=1,
         )  # fmt: skip
 
     killed = cv(*TINY_CV, "--precision", "auto", "--workers", "1", kill_at="trial")
@@ -129,9 +140,15 @@ def test_a_run_killed_at_any_moment_resumes_to_the_oof_of_an_uninterrupted_run(s
     assert run_state(run_dir)[0] == "complete"
     assert find_run(runs_dir) == run_dir.resolve()
     settled = CVConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    uninterrupted = run_tiny(small, tmp_path / "uninterrupted", replace(settled, workers=1))
+    uninterrupted_dir = tmp_path / "uninterrupted"
+    uninterrupted = cv(
+        *TINY_CV, "--precision", settled.precision, "--workers", "1", runs=uninterrupted_dir
+    )
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
     np.testing.assert_allclose(
-        np.load(run_dir / "oof_probs.npy"), uninterrupted.oof_probs, atol=1e-5
+        np.load(run_dir / "oof_probs.npy"),
+        np.load(find_run(uninterrupted_dir) / "oof_probs.npy"),
+        atol=1e-5,
     )  # the tolerance docs/runs.md states
 
 
