@@ -9,6 +9,7 @@ from kaggle_digits.options.config import CV_OPTIONS
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+FAULT_TESTS = ("test_faults.py", "test_full_disk.py")  # the README's fault promises live in these
 
 
 def anchors(page: Path) -> set[str]:
@@ -66,7 +67,7 @@ def test_every_docs_pointer_in_the_code_leads_somewhere():
 def test_each_promise_of_what_survives_a_fault_names_a_test_that_checks_it():
     section = README.read_text().split("## What survives a fault")[1].split("\n## ")[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
-    faults = (ROOT / "tests" / "test_faults.py").read_text()
+    faults = "".join((ROOT / "tests" / name).read_text() for name in FAULT_TESTS)
     tests = re.findall(r"^def (test_\w+)", faults, flags=re.MULTILINE)
     for row in rows[1:]:  # past the header
         named = re.findall(r"`(test_\w+)…?`", row) or ["the same test"] * ("the same" in row)

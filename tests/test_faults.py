@@ -1,10 +1,8 @@
 """Faults, tried the way crash-safe tools test themselves: a run killed by SIGKILL at many
-moments and resumed each time, SIGTERM, a full disk, two commands at once, damaged files.
-The kills come from the process itself at named points (faults.py, KAGGLE_DIGITS_KILL_AT),
-so that each lands where it is meant to, not where a timer happens to."""
+moments and resumed each time, SIGTERM, two commands at once, damaged files (a full disk is
+test_full_disk.py's). The kills come from the process itself at named points (faults.py,
+KAGGLE_DIGITS_KILL_AT), so that each lands where it is meant to, not where a timer happens to."""
 
-import errno
-import importlib
 import json
 import os
 import shutil
@@ -17,25 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fault_helpers import TINY_CV, assert_nothing_half_done, temporary_files
 from helpers import assert_user_error, fake_run, run_cli, run_tiny, small_dataset
 
-from kaggle_digits.base import files
-from kaggle_digits.base.errors import UserError
 from kaggle_digits.base.faults import KILL_AT
 from kaggle_digits.jobs.ledger import Ledger
 from kaggle_digits.jobs.runs import list_runs, run_state
 from kaggle_digits.machine.backend import worker_variables
 from kaggle_digits.options.config import CVConfig
-from kaggle_digits.store.damage import pair_damage
-from kaggle_digits.store.run_files import pair_dir
 from kaggle_digits.store.run_folder import find_run, new_run_dir, writing
 
 SCRIPT = Path(__file__).parent / "kaggle_cli.py"
-# the tests' TINY (helpers.py) as options: two folds of two fast baselines, one epoch
-TINY_CV = (
-    "--folds", "2", "--members", "mlp,lc-cnn", "--epochs", "1", "--batch-size", "32",
-    "--tta", "0", "--no-deskew", "--select-hard", "0",
-)  # fmt: skip
 KILLED = -signal.SIGKILL
 
 
@@ -60,39 +50,6 @@ def kaggle_digits(
             command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
     return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
-
-
-def finished_pairs(run_dir: Path, test_rows: int) -> int:
-    """The pairs with a result.json, each checked to be whole (sizes and shapes)."""
-    if not (run_dir / "config.json").exists():
-        return 0
-    config = json.loads((run_dir / "config.json").read_text())
-    fold_of_row = np.load(run_dir / "folds.npy")
-    finished = 0
-    for fold in range(config["folds"]):
-        for member, architecture in enumerate(config["members"]):
-            folder = pair_dir(run_dir, fold, member, architecture)
-            if (folder / "result.json").exists():
-                holdout_rows = int((fold_of_row == fold).sum())
-                assert pair_damage(folder, holdout_rows, test_rows) is None, folder
-                finished += 1
-    return finished
-
-
-def assert_nothing_half_done(run_dir: Path, test_rows: int) -> int:
-    """After a kill: nothing unfinished is taken as finished, and the run says how to go
-    on; the pairs finished."""
-    assert not (run_dir / "metrics.json").exists()
-    with pytest.raises(UserError, match="no complete run"):
-        find_run(run_dir.parent)
-    state, _ = run_state(run_dir)
-    assert state == f"incomplete: kaggle-digits cv --resume {run_dir}"  # its lock died with it
-    json.loads((run_dir / "request.json").read_text())
-    return finished_pairs(run_dir, test_rows)
-
-
-def temporary_files(run_dir: Path) -> list[str]:
-    return sorted(path.name for path in run_dir.rglob(".*") if path.name != "run.lock")
 
 
 def test_a_run_killed_at_any_moment_resumes_to_the_oof_of_an_uninterrupted_run(small, tmp_path):
@@ -398,115 +355,3 @@ def test_a_folder_option_naming_a_file_is_one_line(small, tmp_path, option):
         "cv", *TINY_CV, "--runs-dir", folders["--runs-dir"],
     )  # fmt: skip
     assert_user_error(result, str(a_file))
-
-
-# --- a full disk ---------------------------------------------------------------------
-
-
-class SmallDisk:
-    """A file system of a few MiB for a test: a tmpfs where mounting is allowed (root), else
-    the runs' own writes (files.atomic_path) failing with ENOSPC once past the size."""
-
-    def __init__(self, path: Path, monkeypatch) -> None:
-        self.path = path
-        self.path.mkdir()
-        self.mounted = self._mount("size=4m")
-        self.limit = 0
-        if not self.mounted:
-            self._inject(monkeypatch)
-
-    def resize(self, kib: int) -> None:
-        if self.mounted:
-            assert self._mount(f"remount,size={kib}k")
-        self.limit = kib * 1024
-
-    def unmount(self) -> None:
-        if self.mounted:
-            subprocess.run(["umount", "-l", str(self.path)], check=False)
-
-    def _mount(self, options: str) -> bool:
-        command = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(self.path)]
-        try:
-            return subprocess.run(command, capture_output=True).returncode == 0
-        except OSError:
-            return False
-
-    def _inject(self, monkeypatch) -> None:
-        real = files.atomic_path
-        disk = self
-
-        def used() -> int:
-            return sum(path.stat().st_size for path in disk.path.rglob("*") if path.is_file())
-
-        @files.contextlib.contextmanager
-        def atomic_path(path):
-            with real(path) as tmp:
-                yield tmp
-                if Path(path).is_relative_to(disk.path) and used() > disk.limit:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-        for module in (
-            "kaggle_digits.base.files",
-            "kaggle_digits.jobs.cv_pairs",
-            "kaggle_digits.reports.plots",
-        ):
-            monkeypatch.setattr(f"{module}.atomic_path", atomic_path)
-
-
-@pytest.fixture
-def small_disk(tmp_path, monkeypatch):
-    disk = SmallDisk(tmp_path / "disk", monkeypatch)
-    yield disk
-    disk.unmount()
-
-
-def test_a_full_disk_stops_the_run_with_one_line_keeps_its_pairs_and_it_resumes(small, small_disk):
-    runs_dir = small_disk.path / "runs"
-    small_disk.resize(4 * 1024)  # room for the first two pairs: mlp's model is 2.7 MB
-    cv = ("--competition", small.spec_path, "--data-dir", small.data_dir, "cv")
-    result = run_cli(*cv, *TINY_CV, "--workers", "1", "--runs-dir", runs_dir)
-    assert_user_error(result, "no space left on device while writing", str(runs_dir))
-    [run_dir] = runs_dir.iterdir()
-    assert f"stopped: `kaggle-digits cv --resume {run_dir}`" in result.stdout
-    test_rows = len(small_dataset(small).test_images)
-    assert assert_nothing_half_done(run_dir, test_rows) == 2
-    assert temporary_files(run_dir) == []  # the file it could not finish, removed
-
-    small_disk.resize(64 * 1024)  # space freed
-    resumed = run_cli(*cv, "--resume", run_dir, "--runs-dir", runs_dir)
-    assert resumed.exit_code == 0, resumed.output
-    assert "fold 1/2 member 2/2 lc-cnn: done" in resumed.stdout  # kept, not trained again
-    assert run_state(run_dir)[0] == "complete"
-
-
-def test_a_numpy_write_cut_short_by_a_full_disk_is_one_line_and_leaves_nothing(small_disk):
-    if not small_disk.mounted:
-        pytest.skip("needs a real full disk: numpy reports a short write without ENOSPC")
-    small_disk.resize(64)
-    target = small_disk.path / "test_probs.npy"
-    with pytest.raises(files.DiskFull, match=f"no space left on device while writing {target}"):
-        files.save_array(target, np.zeros((28000, 10), dtype=np.float32))
-    assert list(small_disk.path.iterdir()) == []
-
-
-def test_a_download_on_a_full_disk_keeps_the_data_that_was_there(
-    kaggle_server, small_disk, monkeypatch
-):
-    if not small_disk.mounted:
-        pytest.skip("the kaggle client's own writes can only be stopped by a real full disk")
-    # the client retries a failed write five times, backing off for a minute in all
-    client = importlib.import_module("kaggle.api.kaggle_api_extended")
-    monkeypatch.setattr(client.time, "sleep", lambda seconds: None)
-    data_root = small_disk.path / "data"
-    download = ("--competition", kaggle_server.spec_path, "--data-dir", data_root, "download")
-    assert run_cli(*download).exit_code == 0
-    before = {path.name: path.read_bytes() for path in (data_root / "digit-recognizer").iterdir()}
-    used = sum(len(content) for content in before.values())
-    small_disk.resize(used // 1024 + 64)  # the data, and not room for the zip again
-    result = run_cli(*download, "--force")
-    assert_user_error(
-        result, "no space left on device while downloading into", "the data already there is kept"
-    )
-    after = {path.name: path.read_bytes() for path in (data_root / "digit-recognizer").iterdir()}
-    assert after == before
-    assert [path.name for path in data_root.iterdir()] == ["digit-recognizer"]  # no leftovers
